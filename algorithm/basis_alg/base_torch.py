@@ -1,0 +1,162 @@
+"""Machinery shared by the PyTorch agents (twin of base.py): device, inputs, updates, checkpoints.
+
+A subclass builds its networks in `create_network`, its optimisers in `create_optimizers`, and
+describes one training step as two lists of (loss, optimiser) pairs: `pi_losses` and
+`q_losses`. `train` takes both, `train_pi` / `train_q` one each (TD3 splits them), and
+`apply_updates` turns a list into one simultaneous step (SPEC section 5).
+"""
+import os
+
+import numpy as np
+import torch
+
+from algorithm.checkpoint import CheckpointError, atomic_write, check_meta, checkpoint_meta
+from utils.torch_utils import Normalizer, hard_update, polyak_update
+
+
+def resolve_device(args):
+    """`--cuda` unset means use the GPU when torch sees one; `--cuda=True` without one is an error."""
+    cuda = getattr(args, 'cuda', None)
+    if cuda is None:
+        cuda = torch.cuda.is_available()
+    elif cuda and not torch.cuda.is_available():
+        raise ValueError('--cuda=True was given but torch sees no CUDA device; run with --cuda=False')
+    return torch.device('cuda' if cuda else 'cpu')
+
+
+def make_adam(params, lr, device, eps=1e-8):
+    return torch.optim.Adam(params, lr=lr, eps=eps, fused=device.type == 'cuda')
+
+
+class BaseAgent:
+    train_info = ()
+    step_info = ()
+    checkpoint_names = ()  # attributes (modules, optimisers) a checkpoint holds
+    hard_target_update = False  # DQN copies its target; actor-critics use polyak averaging
+
+    def __init__(self, args):
+        self.args = args
+        self.device = resolve_device(args)
+        self.normalizer = Normalizer(args.obs_dims).to(self.device) if args.obs_normalization else None
+        self.target_pairs = []  # (target module, online module), filled by create_network
+        self.create_network()
+        self.create_optimizers()
+
+    def create_network(self):
+        raise NotImplementedError
+
+    def create_optimizers(self):
+        raise NotImplementedError
+
+    # ---- inputs ---------------------------------------------------------------------------------
+    def to_tensors(self, batch):
+        """One conversion per batch key (a no-op for keys that already are tensors)."""
+        return {key: torch.as_tensor(value, device=self.device) for key, value in batch.items()}
+
+    def preprocess_obs(self, obs):
+        """uint8 frames are scaled to [0, 1]; vector observations go through the normaliser."""
+        if obs.dtype == torch.uint8:
+            return obs.float() / 255.0
+        return self.normalizer.normalize(obs) if self.normalizer is not None else obs
+
+    # ---- acting ---------------------------------------------------------------------------------
+    def step(self, obs, explore=False, test_info=False, noise=None):
+        """Act on one unbatched observation; `noise` (standard normal) replaces the agent's own."""
+        obs = torch.as_tensor(np.asarray(obs)[None], device=self.device)
+        if noise is not None:
+            noise = torch.as_tensor(np.asarray(noise, dtype=np.float32)[None], device=self.device)
+        with torch.no_grad():
+            action, info = self.act(self.preprocess_obs(obs), explore, noise, test_info)
+        action = action[0].cpu().numpy()
+        if action.ndim == 0:  # discrete: a plain int, as the env expects
+            action = int(action)
+        if not test_info:
+            return action
+        return action, {key: value[0].cpu().numpy() for key, value in info.items()}
+
+    def act(self, obs, explore, noise, with_info):
+        """Batched actions (and step info when asked) for preprocessed observations."""
+        raise NotImplementedError
+
+    # ---- training -------------------------------------------------------------------------------
+    def pi_losses(self, batch):
+        return [], {}
+
+    def q_losses(self, batch):
+        return [], {}
+
+    def apply_updates(self, updates):
+        """One simultaneous step: every gradient from the current parameters, then every update.
+
+        Gradients are taken per optimiser with autograd.grad, so a policy loss that reads the
+        critics never leaves gradients on the critics' parameters.
+        """
+        params = [opt.param_groups[0]['params'] for _, opt in updates]
+        grads = [torch.autograd.grad(loss, p, retain_graph=True) for (loss, _), p in zip(updates, params)]
+        for (_, opt), group, group_grads in zip(updates, params, grads):
+            for param, grad in zip(group, group_grads):
+                param.grad = grad
+            opt.step()
+
+    def train(self, batch):
+        batch = self.to_tensors(batch)
+        pi_updates, pi_info = self.pi_losses(batch)
+        q_updates, q_info = self.q_losses(batch)
+        self.apply_updates(pi_updates + q_updates)
+        return {**pi_info, **q_info}
+
+    def train_pi(self, batch):
+        updates, info = self.pi_losses(self.to_tensors(batch))
+        self.apply_updates(updates)
+        return info
+
+    def train_q(self, batch):
+        updates, info = self.q_losses(self.to_tensors(batch))
+        self.apply_updates(updates)
+        return info
+
+    def target_update(self):
+        targets = [p for target, _ in self.target_pairs for p in target.parameters()]
+        sources = [p for _, source in self.target_pairs for p in source.parameters()]
+        if self.hard_target_update:
+            hard_update(targets, sources)
+        else:
+            polyak_update(targets, sources, self.args.polyak)
+
+    def normalizer_update(self, batch):
+        if self.normalizer is not None:
+            self.normalizer.update(np.concatenate([batch['obs'], batch['obs_next']], axis=0))
+
+    # ---- checkpoints ----------------------------------------------------------------------------
+    def checkpoint_state(self):
+        """Everything with a state_dict that a checkpoint must hold, by name."""
+        state = {name: getattr(self, name) for name in self.checkpoint_names}
+        if self.normalizer is not None:
+            state['normalizer'] = self.normalizer
+        return state
+
+    def save_model(self, path):
+        payload = {'meta': checkpoint_meta(self.args, 'torch'),
+                   'state': {name: obj.state_dict() for name, obj in self.checkpoint_state().items()}}
+        with atomic_write(path) as tmp_path:
+            torch.save(payload, tmp_path)
+
+    def load_model(self, path):
+        if not os.path.isfile(path):
+            raise CheckpointError(f'no checkpoint file at {path}; check the --load_model path')
+        try:
+            payload = torch.load(path, map_location=self.device, weights_only=True)
+        except Exception as error:  # torch raises several types for truncated or foreign files
+            raise CheckpointError(f'{path} is not a readable torch checkpoint ({type(error).__name__}: '
+                                  f'{str(error).splitlines()[0][:200]}); it may be corrupt or from another tool') from None
+        if not isinstance(payload, dict) or 'meta' not in payload or 'state' not in payload:
+            raise CheckpointError(f'{path} was not written by this repo\'s save_model')
+        check_meta(payload['meta'], checkpoint_meta(self.args, 'torch'), path)
+        for name, obj in self.checkpoint_state().items():
+            if name not in payload['state']:
+                raise CheckpointError(f'{path} lacks "{name}"; it was saved by a different agent configuration')
+            try:
+                obj.load_state_dict(payload['state'][name])
+            except (RuntimeError, ValueError, KeyError) as error:
+                raise CheckpointError(f'{path}: "{name}" does not fit this agent '
+                                      f'({str(error).splitlines()[0][:200]})') from None

@@ -1,0 +1,85 @@
+"""Randomized Return Decomposition in PyTorch (twin of rrd.py); SPEC section 7.
+
+`RRD(basis_cls)` returns the basis agent class extended with a proxy reward network. The
+reward-net update joins the critic step (`q_losses`, so it runs in `train` and TD3's
+`train_q`), and the critic learns from r_theta(s, a, s') computed before that update.
+"""
+import torch
+import torch.nn as nn
+
+from algorithm.basis_alg.base_torch import make_adam
+from utils.torch_utils import ConvTorso, get_vars, mlp, select_action_values
+
+
+class MLPRewardNet(nn.Module):
+    """r(s, a, s') on concat(obs, act, obs - obs_next); discrete actions select a head output."""
+
+    def __init__(self, obs_dim, act_dim, discrete=False):
+        super().__init__()
+        self.discrete = discrete
+        in_dim = 2 * obs_dim + (0 if discrete else act_dim)
+        self.net = mlp(in_dim, (256, 256), act_dim if discrete else 1)
+
+    def forward(self, obs, acts, obs_next):
+        if self.discrete:
+            return select_action_values(self.net(torch.cat([obs, obs - obs_next], dim=-1)), acts)
+        return self.net(torch.cat([obs, acts, obs - obs_next], dim=-1))
+
+
+class ConvRewardNet(nn.Module):
+    """r(s, a, s') on images: concat(obs, obs - obs_next) on channels, conv torso, one output per action."""
+
+    def __init__(self, obs_dims, n_actions):
+        super().__init__()
+        self.torso = ConvTorso(2 * obs_dims[-1], tuple(obs_dims[:2]))
+        self.head = mlp(self.torso.out_dim, (512,), n_actions)
+
+    def forward(self, obs, acts, obs_next):
+        return select_action_values(self.head(self.torso(torch.cat([obs, obs - obs_next], dim=-1))), acts)
+
+
+class RRDMixin:
+    def __init__(self, args):
+        super().__init__(args)
+        self.train_info = self.train_info + (('R_loss', 'R_var') if args.rrd_bias_correction else ('R_loss',))
+        self.checkpoint_names = self.checkpoint_names + ('reward_net', 'r_optimizer')
+
+    def create_network(self):
+        super().create_network()
+        obs_dims, acts_dims = self.args.obs_dims, self.args.acts_dims
+        if len(obs_dims) == 3:
+            self.reward_net = ConvRewardNet(obs_dims, acts_dims[0])
+        else:
+            self.reward_net = MLPRewardNet(obs_dims[0], acts_dims[0], self.args.discrete)
+        self.reward_net.to(self.device)
+
+    def create_optimizers(self):
+        super().create_optimizers()
+        self.r_optimizer = make_adam(get_vars(self.reward_net), self.args.r_lr, self.device)
+
+    def reward_losses(self, batch):
+        """Proxy rewards for the basis batch, and the return-decomposition loss on the RRD batch."""
+        with torch.no_grad():
+            rews = self.reward_net(self.preprocess_obs(batch['obs']), batch['acts'],
+                                   self.preprocess_obs(batch['obs_next']))
+        episodes, samples = batch['rrd_obs'].shape[:2]
+        rrd_r = self.reward_net(self.preprocess_obs(batch['rrd_obs'].flatten(0, 1)), batch['rrd_acts'].flatten(0, 1),
+                                self.preprocess_obs(batch['rrd_obs_next'].flatten(0, 1))).view(episodes, samples)
+        rrd_r_mean = rrd_r.mean(dim=1, keepdim=True)
+        r_loss = (rrd_r_mean - batch['rrd_rews']).square().mean()
+        info = {'R_loss': r_loss.detach()}
+        if self.args.rrd_bias_correction:
+            r_var = (rrd_r - rrd_r_mean).square().sum(dim=1, keepdim=True) / (samples - 1)
+            info['R_var'] = r_var.mean().detach()
+            r_loss = r_loss - (r_var * batch['rrd_var_coef'] / samples).mean()
+        return rews, [(r_loss, self.r_optimizer)], info
+
+    def q_losses(self, batch):
+        rews, r_updates, r_info = self.reward_losses(batch)
+        q_updates, q_info = super().q_losses({**batch, 'rews': rews})
+        return q_updates + r_updates, {**q_info, **r_info}
+
+
+def RRD(basis_cls):
+    """The RRD agent class over a torch basis algorithm class."""
+    return type(f'RRD{basis_cls.__name__}', (RRDMixin, basis_cls), {})

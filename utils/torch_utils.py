@@ -1,0 +1,175 @@
+"""PyTorch building blocks shared by every torch agent (twin of utils/tf_utils.py)."""
+import math
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+
+def get_vars(module):
+    """Trainable parameters of a module (or a list of modules), in definition order."""
+    modules = module if isinstance(module, (list, tuple)) else [module]
+    return [p for m in modules for p in m.parameters() if p.requires_grad]
+
+
+def dense(in_dim, out_dim):
+    """Linear layer initialised as in the TF reference: Glorot-uniform kernel, zero bias."""
+    layer = nn.Linear(in_dim, out_dim)
+    nn.init.xavier_uniform_(layer.weight)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+def conv2d(in_channels, out_channels, kernel_size, stride):
+    """Conv layer with TF 'same' padding (asymmetric where needed), Glorot kernel, zero bias."""
+    conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride)
+    nn.init.xavier_uniform_(conv.weight)
+    nn.init.zeros_(conv.bias)
+    return nn.Sequential(SamePad(kernel_size, stride), conv)
+
+
+class SamePad(nn.Module):
+    """Zero padding that reproduces TF's padding='SAME' (extra pixel goes bottom/right)."""
+
+    def __init__(self, kernel_size, stride):
+        super().__init__()
+        self.kernel_size, self.stride = kernel_size, stride
+
+    def forward(self, x):
+        pads = []
+        for size in (x.shape[-1], x.shape[-2]):  # F.pad wants the last dim first
+            out = math.ceil(size / self.stride)
+            total = max((out - 1) * self.stride + self.kernel_size - size, 0)
+            pads += [total // 2, total - total // 2]
+        return nn.functional.pad(x, pads)
+
+
+def mlp(in_dim, hidden, out_dim):
+    """Dense(h) + ReLU for each hidden size, then a linear Dense(out_dim)."""
+    layers, last = [], in_dim
+    for h in hidden:
+        layers += [dense(last, h), nn.ReLU()]
+        last = h
+    layers.append(dense(last, out_dim))
+    return nn.Sequential(*layers)
+
+
+class ConvTorso(nn.Module):
+    """The DQN (Nature) conv stack on channels-last uint8-scaled images, flattened.
+
+    The public interface is channels-last ([B, 84, 84, C]) as in the TF reference; the
+    transpose to channels-first happens here, once. Flattening is done in channels-last order
+    so a dense kernel transferred from TF lines up without a permutation.
+    """
+
+    def __init__(self, in_channels, image_hw=(84, 84)):
+        super().__init__()
+        self.convs = nn.Sequential(
+            conv2d(in_channels, 32, 8, 4), nn.ReLU(),
+            conv2d(32, 64, 4, 2), nn.ReLU(),
+            conv2d(64, 64, 3, 1), nn.ReLU(),
+        )
+        h, w = image_hw
+        for stride in (4, 2, 1):
+            h, w = math.ceil(h / stride), math.ceil(w / stride)
+        self.out_dim = h * w * 64
+
+    def forward(self, images):
+        features = self.convs(images.permute(0, 3, 1, 2))
+        return features.permute(0, 2, 3, 1).flatten(1)
+
+
+class RandomNormal:
+    """Diagonal Gaussian parameterised by mean and log-std (std floored), as in the TF twin."""
+
+    def __init__(self, mean, log_std, std_floor=0.0):
+        self.mean, self.log_std = mean, log_std
+        self.std = torch.clamp(torch.exp(log_std), min=std_floor) if std_floor > 0 else torch.exp(log_std)
+
+    def sample(self, noise=None):
+        if noise is None:
+            noise = torch.randn_like(self.mean)
+        return self.mean + self.std * noise
+
+    def log_p(self, x):
+        z = (x - self.mean) / self.std
+        return torch.sum(-0.5 * math.log(2.0 * math.pi) - self.log_std - 0.5 * z * z, dim=-1, keepdim=True)
+
+    def entropy(self):
+        return torch.sum(self.log_std + 0.5 * math.log(2.0 * math.pi * math.e), dim=-1, keepdim=True)
+
+    def kl(self, other):
+        var, other_var = self.std ** 2, other.std ** 2
+        return torch.sum(other.log_std - self.log_std + (var + (self.mean - other.mean) ** 2) / (2.0 * other_var) - 0.5,
+                         dim=-1, keepdim=True)
+
+
+class Normalizer(nn.Module):
+    """Running observation normaliser (SPEC section 4); its statistics are checkpointed buffers.
+
+    Sums are float32 like the TF reference's variables; mean and std are recomputed after each
+    update rather than on every forward pass.
+    """
+
+    def __init__(self, shape, eps_std=1e-2, norm_clip=5.0):
+        super().__init__()
+        self.eps_std, self.norm_clip = eps_std, norm_clip
+        self.register_buffer('sum', torch.zeros(shape))
+        self.register_buffer('sum_sqr', torch.zeros(shape))
+        self.register_buffer('cnt', torch.zeros(1))
+        self.register_buffer('mean', torch.zeros(shape))
+        self.register_buffer('std', torch.ones(shape))
+
+    @torch.no_grad()
+    def update(self, inputs):
+        inputs = torch.as_tensor(np.asarray(inputs, dtype=np.float32), device=self.sum.device)
+        inputs = inputs.reshape(-1, *self.sum.shape)
+        self.sum += inputs.sum(dim=0)
+        self.sum_sqr += inputs.square().sum(dim=0)
+        self.cnt += inputs.shape[0]
+        self.mean.copy_(self.sum / self.cnt)
+        self.std.copy_(torch.clamp(torch.sqrt(torch.clamp(self.sum_sqr / self.cnt - self.mean.square(), min=0.0)),
+                                   min=self.eps_std))
+
+    def normalize(self, inputs):
+        return torch.clamp((inputs - self.mean) / self.std, -self.norm_clip, self.norm_clip)
+
+
+def polyak_update(targets, sources, polyak):
+    """theta_t <- polyak * theta_t + (1 - polyak) * theta, for all tensors in one fused call."""
+    with torch.no_grad():
+        torch._foreach_lerp_(targets, sources, 1.0 - polyak)
+
+
+def hard_update(targets, sources):
+    with torch.no_grad():
+        torch._foreach_copy_(targets, sources)
+
+
+def select_action_values(values, acts):
+    """Pick values[b, acts[b]]: the one-hot product sum(values * onehot(acts)) of the TF twin."""
+    return values.gather(-1, acts.long().unsqueeze(-1))
+
+
+class RMSPropTF(torch.optim.Optimizer):
+    """RMSProp with TensorFlow 1 semantics, so DQN runs match the reference backend.
+
+    torch.optim.RMSprop differs in two ways that matter with DQN's large epsilon: the mean
+    square starts at 1 (not 0) in TF, and TF adds epsilon inside the square root.
+    """
+
+    def __init__(self, params, lr, decay=0.9, eps=1e-10):
+        super().__init__(params, dict(lr=lr, decay=decay, eps=eps))
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            for param in group['params']:
+                if param.grad is None:
+                    continue
+                state = self.state[param]
+                if not state:
+                    state['mean_square'] = torch.ones_like(param)
+                mean_square = state['mean_square']
+                mean_square.lerp_(param.grad.square(), 1.0 - group['decay'])
+                param.addcdiv_(param.grad, (mean_square + group['eps']).sqrt(), value=-group['lr'])
