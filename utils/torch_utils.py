@@ -20,28 +20,21 @@ def dense(in_dim, out_dim):
     return layer
 
 
-def conv2d(in_channels, out_channels, kernel_size, stride):
-    """Conv layer with TF 'same' padding (asymmetric where needed), Glorot kernel, zero bias."""
-    conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride)
-    nn.init.xavier_uniform_(conv.weight)
-    nn.init.zeros_(conv.bias)
-    return nn.Sequential(SamePad(kernel_size, stride), conv)
+class SameConv2d(nn.Conv2d):
+    """Conv layer with TF padding='SAME' (the odd pixel goes bottom/right), Glorot kernel, zero bias."""
 
-
-class SamePad(nn.Module):
-    """Zero padding that reproduces TF's padding='SAME' (extra pixel goes bottom/right)."""
-
-    def __init__(self, kernel_size, stride):
-        super().__init__()
-        self.kernel_size, self.stride = kernel_size, stride
+    def __init__(self, in_channels, out_channels, kernel_size, stride):
+        super().__init__(in_channels, out_channels, kernel_size, stride)
+        nn.init.xavier_uniform_(self.weight)
+        nn.init.zeros_(self.bias)
 
     def forward(self, x):
+        k, s = self.kernel_size[0], self.stride[0]
         pads = []
         for size in (x.shape[-1], x.shape[-2]):  # F.pad wants the last dim first
-            out = math.ceil(size / self.stride)
-            total = max((out - 1) * self.stride + self.kernel_size - size, 0)
+            total = max((math.ceil(size / s) - 1) * s + k - size, 0)
             pads += [total // 2, total - total // 2]
-        return nn.functional.pad(x, pads)
+        return super().forward(nn.functional.pad(x, pads))
 
 
 def mlp(in_dim, hidden, out_dim):
@@ -65,9 +58,9 @@ class ConvTorso(nn.Module):
     def __init__(self, in_channels, image_hw=(84, 84)):
         super().__init__()
         self.convs = nn.Sequential(
-            conv2d(in_channels, 32, 8, 4), nn.ReLU(),
-            conv2d(32, 64, 4, 2), nn.ReLU(),
-            conv2d(64, 64, 3, 1), nn.ReLU(),
+            SameConv2d(in_channels, 32, 8, 4), nn.ReLU(),
+            SameConv2d(32, 64, 4, 2), nn.ReLU(),
+            SameConv2d(64, 64, 3, 1), nn.ReLU(),
         )
         h, w = image_hw
         for stride in (4, 2, 1):

@@ -1,0 +1,92 @@
+"""The training loop of SPEC section 10, shared by every env category and both backends."""
+import numpy as np
+
+
+def random_action(args):
+    """Uniform over the action space: the acting policy while the buffer warms up."""
+    if args.discrete:
+        return np.random.randint(args.acts_dims[0])
+    return np.random.uniform(-1.0, 1.0, size=args.acts_dims).astype(np.float32)
+
+
+class Episode:
+    """Transitions of the running episode, handed to the buffer whole when it ends."""
+
+    def __init__(self, obs):
+        self.obs, self.acts, self.rews, self.done = [obs], [], [], []
+
+    def add(self, action, reward, obs_next, terminated):
+        self.obs.append(obs_next)
+        self.acts.append(action)
+        self.rews.append(reward)
+        self.done.append(terminated)
+
+    def arrays(self):
+        return np.asarray(self.obs), np.asarray(self.acts), np.asarray(self.rews, np.float32), \
+            np.asarray(self.done, np.float32)
+
+
+class Learner:
+    """A cycle = `iterations` x (`timesteps` exploring env steps, then, once the buffer holds
+    `warmup` steps, one normaliser update and `train_batches` updates). Env state carries over
+    between iterations and cycles; target updates count updates across the whole run."""
+
+    def __init__(self, args, env, agent, buffer, logger):
+        self.args, self.env, self.agent, self.buffer, self.logger = args, env, agent, buffer, logger
+        self.episode = Episode(env.reset(seed=args.seed))
+        self.updates = 0
+        basis = args.basis_alg if args.alg in ('rrd', 'ircr') else args.alg
+        self.split_updates = basis == 'td3'  # critics every update, the policy every pi_delay_freq
+
+    @property
+    def warm(self):
+        return self.buffer.step_counter >= self.args.warmup
+
+    def epsilon(self):
+        """Linear decay per env step (counted from the start of the run) from eps_l to eps_r."""
+        progress = min(1.0, self.buffer.step_counter / self.args.eps_decay)
+        return self.args.eps_l + (self.args.eps_r - self.args.eps_l) * progress
+
+    def act(self, obs):
+        if not self.warm:
+            return random_action(self.args)
+        if self.args.discrete:
+            self.agent.epsilon = self.epsilon()
+        return self.agent.step(obs, explore=True)
+
+    def env_step(self):
+        action = self.act(self.episode.obs[-1])
+        obs, reward, terminated, truncated, _ = self.env.step(action)
+        self.episode.add(action, reward, obs, terminated)
+        if terminated or truncated:
+            self.buffer.store_episode(*self.episode.arrays())
+            self.logger.add_dict(self.env.env_info, prefix='charts/Train')
+            self.episode = Episode(self.env.reset())
+
+    def train_step(self):
+        self.updates += 1
+        if self.split_updates:  # the delayed policy update draws a batch of its own
+            info = self.agent.train_q(self.buffer.sample_batch())
+            if self.updates % self.args.pi_delay_freq == 0:
+                info.update(self.agent.train_pi(self.buffer.sample_batch()))
+        else:
+            info = self.agent.train(self.buffer.sample_batch())
+        self.logger.add_dict(info, prefix='losses/')
+        if self.updates % self.args.train_target == 0:
+            self.agent.target_update()
+
+    def iterate(self):
+        for _ in range(self.args.timesteps):
+            self.env_step()
+        if not self.warm:
+            return
+        if self.args.obs_normalization:
+            self.agent.normalizer_update(self.buffer.sample_batch())
+        for _ in range(self.args.train_batches):
+            self.train_step()
+
+    def cycle(self):
+        for _ in range(self.args.iterations):
+            self.iterate()
+        if self.args.discrete:
+            self.logger.add_record('charts/Epsilon', self.epsilon() if self.warm else 1.0)

@@ -1,0 +1,39 @@
+"""Evaluation of SPEC section 10: deterministic episodes on an env instance of their own."""
+import numpy as np
+
+
+class Tester:
+    def __init__(self, args, env, agent, logger):
+        self.args, self.env, self.agent, self.logger = args, env, agent, logger
+        self.seed = args.seed + 1  # first reset only; later episodes continue the env's RNG
+        self.steps, self.returns, self.stds = [], [], []
+
+    def act(self, obs):
+        """The greedy action, except with probability test_eps on discrete envs."""
+        if self.args.discrete and np.random.uniform() < self.args.test_eps:
+            return np.random.randint(self.args.acts_dims[0]), {}
+        return self.agent.step(obs, test_info=True)
+
+    def rollout(self):
+        obs, done = self.env.reset(seed=self.seed), False
+        self.seed = None
+        while not done:
+            action, info = self.act(obs)
+            self.logger.add_dict(info, prefix='charts/')
+            obs, _, terminated, truncated, _ = self.env.step(action)
+            done = terminated or truncated
+        return self.env.env_info
+
+    def cycle_summary(self, env_steps):
+        """Run `test_rollouts` episodes; record their mean return for the table and the npz."""
+        infos = [self.rollout() for _ in range(self.args.test_rollouts)]
+        returns = np.array([info['Rewards'] for info in infos], dtype=np.float64)
+        self.logger.add_record('charts/TestRewards', returns.mean())
+        self.logger.add_record('charts/TestSteps', np.mean([info['Steps'] for info in infos]))
+        self.steps.append(env_steps)
+        self.returns.append(returns.mean())
+        self.stds.append(returns.std())
+
+    def epoch_summary(self):
+        if self.args.save_rews:
+            return self.logger.save_npz(self.steps, self.returns, std=self.stds)

@@ -1,0 +1,168 @@
+"""Tests for utils/os_utils.py: text log, per-cycle CSV/console table, TensorBoard, npz output."""
+import csv
+import glob
+import os
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from utils.os_utils import Logger, Timer, format_seconds, make_dir, run_name, str2bool
+
+
+def make_args(tmp_path, **kw):
+    defaults = dict(tag='exp', env='Ant-v2', alg='rrd', basis_alg='sac', seed=3,
+                    logdir=str(tmp_path / 'log'))
+    return SimpleNamespace(**{**defaults, **kw})
+
+
+def run_cycles(logger, cycles=3):
+    """What the learner does: per-update losses, per-cycle values, then `tabular`."""
+    logger.add_item('Epoch')
+    logger.add_item('Steps')
+    logger.add_item('time/steps_per_sec')
+    logger.add_item('time/time_left')
+    logger.add_item('charts/TestRewards')
+    logger.add_item('losses/Q_loss')
+    logger.add_item('losses/R_loss')
+    rows = []
+    for cycle in range(cycles):
+        for update in range(4):
+            info = {'Q_loss': np.float32(cycle + update), 'Pi_loss': np.array([1.0, 3.0])}
+            if cycle != 1:
+                info['R_loss'] = 0.5
+            logger.add_dict(info, prefix='losses/')
+        logger.add_record('Epoch', 0)
+        logger.add_record('Steps', (cycle + 1) * 100)
+        logger.add_record('charts/TestRewards', 10.0 * cycle)
+        logger.add_timing((cycle + 1) * 100, (cycle + 1) / cycles)
+        rows.append(logger.tabular((cycle + 1) * 100))
+    return rows
+
+
+def read_csv(path):
+    with open(path, newline='') as f:
+        return list(csv.reader(f))
+
+
+def test_str2bool():
+    assert [str2bool(s) for s in ('TRUE', 'yes', '1', 'False', 'no', '0')] == [True] * 3 + [False] * 3
+    with pytest.raises(Exception, match='true/false'):
+        str2bool('2')
+
+
+def test_make_dir(tmp_path):
+    path = str(tmp_path / 'a' / 'b')
+    make_dir(path)
+    open(os.path.join(path, 'f'), 'w').close()
+    make_dir(path)
+    assert os.listdir(path) == ['f']
+    make_dir(path, clear=True)
+    assert os.listdir(path) == []
+
+
+def test_run_name_and_format_seconds(tmp_path):
+    name = run_name(make_args(tmp_path, tag='my tag'), timestamp='20240101-000000')
+    assert name == 'my_tag-Ant-v2-rrd-sac-seed3-20240101-000000'
+    assert format_seconds(3725) == '1:02:05' and format_seconds(float('nan')) == '-'
+
+
+def test_timer():
+    timer = Timer()
+    lap = timer.lap(100, 0.5)
+    assert lap['elapsed'] >= 0 and lap['time_left'] == pytest.approx(lap['elapsed'])
+
+
+def test_logger_outputs(tmp_path, capsys):
+    args = make_args(tmp_path)
+    with Logger(args) as logger:
+        rows = run_cycles(logger)
+        logger.print('done')
+    # Averages over the cycle; arrays are averaged too; integer records stay ints.
+    assert rows[0]['losses/Q_loss'] == 1.5 and rows[2]['losses/Q_loss'] == 3.5
+    assert rows[0]['losses/Pi_loss'] == 2.0 and rows[0]['Steps'] == 100
+    assert isinstance(rows[0]['Epoch'], int)
+    assert 'losses/R_loss' not in rows[1]
+
+    log = args.logdir
+    assert logger.name.startswith('exp-Ant-v2-rrd-sac-seed3-')
+    text = open(os.path.join(log, 'text', logger.name + '.log')).read()
+    out = capsys.readouterr().out
+    assert 'TestRewards' in text and 'Q_loss' in text and 'TimeLeft' in text and 'done' in text
+    assert text.splitlines()[1:] == out.splitlines()[1:]  # console and text log agree
+
+    table = read_csv(os.path.join(log, 'csv', logger.name + '.csv'))
+    assert table[0] == ['Epoch', 'Steps', 'time/steps_per_sec', 'time/time_left',
+                        'charts/TestRewards', 'losses/Q_loss', 'losses/R_loss']
+    assert len(table) == 4  # header once, one row per cycle
+    assert table[1][:2] == ['0', '100'] and float(table[3][4]) == 20.0
+    assert table[2][6] == ''  # a key missing from a later row: empty cell
+    assert float(table[3][3]) == pytest.approx(0, abs=1)  # no time left after the last cycle
+
+    events = glob.glob(os.path.join(log, 'board', logger.name, 'events.out.tfevents.*'))
+    assert events
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    acc = EventAccumulator(os.path.dirname(events[0]))
+    acc.Reload()
+    tags = acc.Tags()['scalars']
+    assert {'losses/Q_loss', 'losses/Pi_loss', 'charts/TestRewards', 'time/time_left'} <= set(tags)
+    q = acc.Scalars('losses/Q_loss')
+    assert [e.step for e in q] == [100, 200, 300] and [e.value for e in q] == [1.5, 2.5, 3.5]
+
+
+def test_columns_default_to_first_row_keys(tmp_path):
+    with Logger(logdir=str(tmp_path), name='run', tensorboard=False, echo=False) as logger:
+        logger.add_record('a', 1.0)
+        logger.tabular(0)
+        logger.add_record('b', 2.0)  # a new key after the first row: not a column
+        logger.add_record('a', 3.0)
+        logger.tabular(1)
+    assert read_csv(str(tmp_path / 'csv' / 'run.csv')) == [['a'], ['1.0'], ['3.0']]
+    assert not os.path.exists(tmp_path / 'board')
+
+
+def test_same_second_runs_do_not_overwrite(tmp_path):
+    first = Logger(logdir=str(tmp_path), name='run', tensorboard=False, echo=False)
+    second = Logger(logdir=str(tmp_path), name='run', tensorboard=False, echo=False)
+    assert first.name == 'run' and second.name == 'run-1'
+    first.close()
+    second.close()
+
+
+def test_deterministic_apart_from_timings(tmp_path):
+    tables = []
+    for run in range(2):
+        with Logger(make_args(tmp_path, logdir=str(tmp_path / str(run))), echo=False) as logger:
+            run_cycles(logger)
+        rows = read_csv(logger.csv_path)
+        time_columns = [i for i, key in enumerate(rows[0]) if key.startswith('time/')]
+        tables.append([[c for i, c in enumerate(row) if i not in time_columns] for row in rows])
+    assert tables[0] == tables[1]
+
+
+def test_save_npz_atomic(tmp_path):
+    args = make_args(tmp_path)
+    with Logger(args, tensorboard=False, echo=False) as logger:
+        path = logger.save_npz([100, 200], [1.5, 2.5], std=[0.1, 0.2])
+        path = logger.save_npz([100, 200, 300], [1.5, 2.5, 4.0], std=[0.1, 0.2, 0.3],
+                               episodes=np.ones((3, 10)))
+    assert path == os.path.join(args.logdir, 'rews', 'exp', 'Ant-v2.npz')
+    data = np.load(path)
+    assert sorted(data.files) == ['episodes', 'rewards', 'std', 'steps']
+    assert data['steps'].tolist() == [100, 200, 300] and data['steps'].dtype == np.int64
+    assert data['rewards'].tolist() == [1.5, 2.5, 4.0] and data['std'].shape == (3,)
+    assert os.listdir(os.path.dirname(path)) == ['Ant-v2.npz']  # no temporary file left
+
+
+def test_save_npz_failure_leaves_no_tmp(tmp_path, monkeypatch):
+    with Logger(logdir=str(tmp_path), name='run', env='Pong', tag='',
+                tensorboard=False, echo=False) as logger:
+        def fail(*args):
+            raise OSError('disk full')
+        monkeypatch.setattr(os, 'replace', fail)
+        with pytest.raises(OSError):
+            logger.save_npz([1], [1.0])
+        assert os.listdir(tmp_path / 'rews') == []
+        monkeypatch.undo()
+        assert logger.save_npz([1], [2.0]) == str(tmp_path / 'rews' / 'Pong.npz')
+    assert os.listdir(tmp_path / 'rews') == ['Pong.npz']

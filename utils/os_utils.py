@@ -1,0 +1,282 @@
+"""Backend-free helpers: folders, boolean parsing, timing, and the training `Logger`.
+
+No torch or tensorflow here, so both backends (and the arguments parser) can use it.
+
+Log layout under `logdir` (default 'log'), with `name` unique per run:
+    text/<name>.log        everything the logger prints
+    csv/<name>.csv         the per-cycle table, one row per `tabular` call
+    board/<name>/          TensorBoard scalars (tensorboardX)
+    rews/<tag>/<env>.npz   test returns per evaluation point (`save_npz`)
+"""
+import argparse
+import csv
+import math
+import os
+import re
+import shutil
+import tempfile
+import time
+
+import numpy as np
+
+_TRUE = ('true', 'yes', '1')
+_FALSE = ('false', 'no', '0')
+
+
+def str2bool(value):
+    """Parse true/false/yes/no/1/0 (any case). argparse prefixes the flag name to the error."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise argparse.ArgumentTypeError(
+        f'expected a boolean (true/false/yes/no/1/0), got {value!r}')
+
+
+def make_dir(path, clear=False):
+    """Create `path` (and parents) if missing; with `clear`, empty it first."""
+    if clear and os.path.exists(path):
+        shutil.rmtree(path)
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def format_seconds(seconds):
+    """'H:MM:SS' (or '-' when unknown), for the time-left column."""
+    if seconds is None or not math.isfinite(seconds):
+        return '-'
+    seconds = int(round(seconds))
+    return f'{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}'
+
+
+class Timer:
+    """Wall-clock speed and time-left estimates from the caller's progress counters."""
+
+    def __init__(self):
+        self.start = self.last_time = time.time()
+        self.last_steps = 0
+
+    def lap(self, steps, fraction):
+        """`steps`: env steps so far; `fraction`: share of the run done, in (0, 1].
+
+        Returns env steps per second since the previous lap, elapsed seconds, and the time
+        left extrapolated from the average speed so far."""
+        now = time.time()
+        dt = now - self.last_time
+        speed = (steps - self.last_steps) / dt if dt > 0 else math.nan
+        elapsed = now - self.start
+        left = elapsed * (1 - fraction) / fraction if fraction > 0 else math.nan
+        self.last_time, self.last_steps = now, steps
+        return {'steps_per_sec': speed, 'elapsed': elapsed, 'time_left': left}
+
+
+def run_name(args=None, tag='', env=None, alg=None, timestamp=None):
+    """'<tag>-<env>-<alg>[-<basis_alg>]-seed<seed>-<YYYYmmdd-HHMMSS>', file-name safe."""
+    if args is not None:
+        tag, env, alg = args.tag, args.env, args.alg
+    parts = [tag, env, alg, getattr(args, 'basis_alg', None)]
+    if args is not None and getattr(args, 'seed', None) is not None:
+        parts.append(f'seed{args.seed}')
+    parts.append(timestamp or time.strftime('%Y%m%d-%H%M%S'))
+    name = '-'.join(str(part) for part in parts if part)
+    return re.sub(r'[^A-Za-z0-9._+=-]', '_', name)
+
+
+# Console label and format of the keys `Logger.add_timing` records.
+TIME_ITEMS = {'time/steps_per_sec': ('steps/s', '{:.1f}'),
+              'time/elapsed': ('Elapsed', format_seconds),
+              'time/time_left': ('TimeLeft', format_seconds)}
+
+
+def _to_number(value):
+    """Scalars and arrays (averaged) to a Python int or float, so sums don't depend on dtype."""
+    if np.ndim(value):
+        return float(np.mean(value))
+    if isinstance(value, (bool, np.bool_)):
+        return int(value)
+    return int(value) if isinstance(value, (int, np.integer)) else float(value)
+
+
+def _average(total, count):
+    """Cycle average; integer records (Epoch, Steps) whose average is whole stay ints."""
+    if isinstance(total, int) and total % count == 0:
+        return total // count
+    return total / count
+
+
+class Logger:
+    """Console + text log, per-cycle averaged table (console, CSV), TensorBoard and npz output.
+
+    Usage by the learner:
+        logger.add_item('Epoch'); logger.add_item('losses/Q_loss') ...   # table columns
+        logger.add_dict(agent.train(batch), prefix='losses/')           # after every update
+        logger.add_record('charts/TestRewards', mean_return)            # once per cycle
+        logger.add_timing(steps, fraction)                              # steps/s, time left
+        logger.tabular(steps)                                           # end of the cycle
+
+    Keys are TensorBoard tags ('losses/Q_loss', 'charts/TestRewards', 'time/steps_per_sec');
+    the console shows the part after the last '/' (or the label given to `add_item`), the CSV
+    the full key. Numeric records are averaged over the cycle; strings keep the last value and
+    go to the table only. Columns are the registered items, or, if none were registered, the
+    keys of the first row; they are fixed then, and later rows leave missing keys empty. Apart
+    from 'time/*' keys and the start time in the log header, output depends only on the values
+    recorded, so two seeded runs produce identical tables.
+    """
+
+    def __init__(self, args=None, logdir=None, name=None, tag=None, env=None, echo=True,
+                 tensorboard=True, header_every=20):
+        self.logdir = logdir or getattr(args, 'logdir', None) or 'log'
+        self.tag = tag if tag is not None else getattr(args, 'tag', '')
+        self.env = env if env is not None else getattr(args, 'env', None)
+        base = name or run_name(args, tag=self.tag, env=self.env)
+        self.name, suffix = base, 0
+        while any(os.path.exists(path) for path in self._paths(self.name)):
+            suffix += 1  # another run started in the same second: don't overwrite it
+            self.name = f'{base}-{suffix}'
+        self.text_path, self.csv_path, self.board_dir = self._paths(self.name)
+        make_dir(os.path.dirname(self.text_path))
+        self._text = open(self.text_path, 'a', buffering=1)
+        self.echo, self.header_every = echo, header_every
+        self.writer = None
+        if tensorboard:
+            from tensorboardX import SummaryWriter
+            self.writer = SummaryWriter(logdir=self.board_dir)
+        self.timer = Timer()
+        self.items = {}         # registered columns: key -> (label, fmt)
+        self.columns = None     # fixed at the first `tabular`
+        self._records = {}      # key -> [sum, count] or a string
+        self._csv, self._rows = None, 0
+        self.print(f'# {self.name} (started {time.strftime("%Y-%m-%d %H:%M:%S")})')
+
+    def _paths(self, name):
+        return (os.path.join(self.logdir, 'text', name + '.log'),
+                os.path.join(self.logdir, 'csv', name + '.csv'),
+                os.path.join(self.logdir, 'board', name))
+
+    def print(self, *values, sep=' '):
+        """Print to the console (if `echo`) and append to the text log."""
+        line = sep.join(str(value) for value in values)
+        if self.echo:
+            print(line, flush=True)
+        self._text.write(line + '\n')
+
+    info = print
+
+    def add_item(self, key, label=None, fmt=None):
+        """Register a table column. `fmt`: a format string like '{:.2f}' or a callable."""
+        default_label, default_fmt = TIME_ITEMS.get(key, (key.rsplit('/', 1)[-1], None))
+        self.items[key] = (label or default_label, fmt or default_fmt)
+
+    def add_record(self, key, value, count=1):
+        """Accumulate `value` (scalar or array, weighted by `count`) for the cycle average."""
+        if isinstance(value, str):
+            self._records[key] = value
+            return
+        total = self._records.setdefault(key, [0, 0])
+        total[0] += _to_number(value) * count
+        total[1] += count
+
+    def add_dict(self, info, prefix='', count=1):
+        """`add_record` for every item, keys prefixed (e.g. prefix='losses/')."""
+        for key, value in info.items():
+            self.add_record(prefix + key, value, count)
+
+    def add_timing(self, steps, fraction):
+        """Record 'time/steps_per_sec', 'time/elapsed' and 'time/time_left' (seconds)."""
+        for key, value in self.timer.lap(steps, fraction).items():
+            self._records['time/' + key] = [value, 1]
+
+    def tabular(self, step):
+        """Close the cycle: average the records, print a table row, append it to the CSV,
+        write TensorBoard scalars at `step`; returns the row {key: value} and resets."""
+        row = {key: record if isinstance(record, str) else _average(*record)
+               for key, record in self._records.items()}
+        self._records = {}
+        if self.columns is None:
+            self.columns = list(self.items) or list(row)
+            for key in self.columns:
+                if key not in self.items:
+                    self.add_item(key)
+        self._print_row(row)
+        self._write_csv(row)
+        if self.writer is not None:
+            for key, value in row.items():
+                if not isinstance(value, str):
+                    self.writer.add_scalar(key, value, step)
+            self.writer.flush()
+        return row
+
+    def _cell(self, key, row):
+        label, fmt = self.items[key]
+        if key not in row:
+            return ''
+        value = row[key]
+        if callable(fmt):
+            return fmt(value)
+        if fmt:
+            return fmt.format(value)
+        if isinstance(value, (str, int)):
+            return str(value)
+        return f'{value:.4g}' if abs(value) < 1e4 else f'{value:.0f}'
+
+    def _print_row(self, row):
+        widths = [max(10, len(self.items[key][0])) for key in self.columns]
+        if self._rows % self.header_every == 0:
+            self.print(' '.join(self.items[key][0].rjust(w) for key, w in zip(self.columns, widths)))
+        self.print(' '.join(self._cell(key, row).rjust(w) for key, w in zip(self.columns, widths)))
+        self._rows += 1
+
+    def _write_csv(self, row):
+        if self._csv is None:
+            make_dir(os.path.dirname(self.csv_path))
+            self._csv_file = open(self.csv_path, 'w', newline='')
+            self._csv = csv.writer(self._csv_file)
+            self._csv.writerow(self.columns)
+        self._csv.writerow([repr(row[key]) if isinstance(row.get(key), float) else row.get(key, '')
+                            for key in self.columns])
+        self._csv_file.flush()
+
+    def save_npz(self, steps, rewards, std=None, path=None, **extra):
+        """Write `steps` and `rewards` (mean test return per evaluation point), `std` if
+        given, and any `extra` arrays to `<logdir>/rews/<tag>/<env>.npz` (or `path`).
+
+        Atomic (temporary file, then os.replace), so a run killed mid-write, or a reader
+        polling the file, never sees a truncated archive."""
+        path = path or os.path.join(self.logdir, 'rews', self.tag or '', f'{self.env}.npz')
+        arrays = {'steps': np.asarray(steps, dtype=np.int64),
+                  'rewards': np.asarray(rewards, dtype=np.float64)}
+        if std is not None:
+            arrays['std'] = np.asarray(std, dtype=np.float64)
+        arrays.update({key: np.asarray(value) for key, value in extra.items()})
+        folder = make_dir(os.path.dirname(path) or '.')
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path), suffix='.tmp')
+        try:
+            with os.fdopen(fd, 'wb') as f:
+                np.savez(f, **arrays)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return path
+
+    def close(self):
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+        if self._csv is not None:
+            self._csv_file.close()
+            self._csv = None
+        if not self._text.closed:
+            self._text.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
