@@ -35,6 +35,7 @@ class Learner:
         self.args, self.env, self.agent, self.buffer, self.logger = args, env, agent, buffer, logger
         self.episode = Episode(env.reset(seed=args.seed))
         self.updates = 0
+        self.env_steps = 0  # exploring env steps taken, including those of the running episode
         basis = args.basis_alg if args.alg in ('rrd', 'ircr') else args.alg
         self.split_updates = basis == 'td3'  # critics every update, the policy every pi_delay_freq
 
@@ -43,8 +44,11 @@ class Learner:
         return self.buffer.step_counter >= self.args.warmup
 
     def epsilon(self):
-        """Linear decay per env step (counted from the start of the run) from eps_l to eps_r."""
-        progress = min(1.0, self.buffer.step_counter / self.args.eps_decay)
+        """Linear decay per env step (counted from the start of the run) from eps_l to eps_r.
+
+        Counted by the learner, not by `buffer.step_counter`, which only grows when an episode
+        ends and would freeze epsilon for the length of each (Atari games run thousands of steps)."""
+        progress = min(1.0, self.env_steps / self.args.eps_decay)
         return self.args.eps_l + (self.args.eps_r - self.args.eps_l) * progress
 
     def act(self, obs):
@@ -57,6 +61,7 @@ class Learner:
     def env_step(self):
         action = self.act(self.episode.obs[-1])
         obs, reward, terminated, truncated, _ = self.env.step(action)
+        self.env_steps += 1
         self.episode.add(action, reward, obs, terminated)
         if terminated or truncated:
             self.buffer.store_episode(*self.episode.arrays())
