@@ -63,11 +63,11 @@ def run(args):
         for epoch in range(args.epochs):
             for cycle in range(args.cycles):
                 learner.cycle()
-                tester.cycle_summary(buffer.step_counter)
-                logger.add_dict({'Epoch': epoch, 'Cycle': cycle, 'Episodes': buffer.ep_counter,
-                                 'Steps': buffer.step_counter})
-                logger.add_timing(buffer.step_counter, (epoch * args.cycles + cycle + 1) / total_cycles)
-                logger.tabular(buffer.step_counter)
+                steps = learner.env_steps
+                tester.cycle_summary(steps)
+                logger.add_dict({'Epoch': epoch, 'Cycle': cycle, 'Episodes': buffer.ep_counter, 'Steps': steps})
+                logger.add_timing(steps, (epoch * args.cycles + cycle + 1) / total_cycles)
+                logger.tabular(steps)
             npz = tester.epoch_summary()
             if npz:
                 logger.print(f'saved test returns to {npz}')

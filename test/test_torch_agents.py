@@ -132,7 +132,8 @@ def f64(x):
 
 
 class NpAdam:
-    """Adam as torch.optim.Adam computes it (bias corrections on lr and on sqrt(v))."""
+    """Adam as TF1's AdamOptimizer computes it (both backends follow it): the bias corrections
+    fold into the step size and epsilon is added to the uncorrected sqrt(v)."""
 
     def __init__(self, lr, eps=1e-8, b1=0.9, b2=0.999):
         self.lr, self.eps, self.b1, self.b2, self.t, self.m, self.v = lr, eps, b1, b2, 0, None, None
@@ -145,8 +146,8 @@ class NpAdam:
         for i, (p, g) in enumerate(zip(params, grads)):
             self.m[i] = self.b1 * self.m[i] + (1 - self.b1) * g
             self.v[i] = self.b2 * self.v[i] + (1 - self.b2) * g * g
-            denom = np.sqrt(self.v[i]) / np.sqrt(1 - self.b2 ** self.t) + self.eps
-            out.append(p - self.lr / (1 - self.b1 ** self.t) * self.m[i] / denom)
+            lr_t = self.lr * np.sqrt(1 - self.b2 ** self.t) / (1 - self.b1 ** self.t)
+            out.append(p - lr_t * self.m[i] / (np.sqrt(self.v[i]) + self.eps))
         return out
 
 

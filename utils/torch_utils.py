@@ -144,6 +144,28 @@ def select_action_values(values, acts):
     return values.gather(-1, acts.long().unsqueeze(-1))
 
 
+class AdamTF(torch.optim.Adam):
+    """torch's Adam with TensorFlow 1's epsilon, so both backends take the same steps.
+
+    TF adds epsilon to sqrt(v) before the bias correction, which is torch's rule with
+    eps / sqrt(1 - beta2^t); the difference is large early on with DQN's Adam_eps = 1.5e-4.
+    The step count lives in the param group so checkpoints carry it.
+    """
+
+    def __init__(self, params, lr, eps=1e-8, **kwargs):
+        super().__init__(params, lr=lr, eps=eps, **kwargs)
+        for group in self.param_groups:
+            group.setdefault('tf_eps', eps)
+            group.setdefault('tf_step', 0)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            group['tf_step'] += 1
+            group['eps'] = group['tf_eps'] / math.sqrt(1.0 - group['betas'][1] ** group['tf_step'])
+        return super().step(closure)
+
+
 class RMSPropTF(torch.optim.Optimizer):
     """RMSProp with TensorFlow 1 semantics, so DQN runs match the reference backend.
 

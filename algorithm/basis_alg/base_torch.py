@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from algorithm.checkpoint import CheckpointError, atomic_write, check_meta, checkpoint_meta
-from utils.torch_utils import Normalizer, hard_update, polyak_update
+from utils.torch_utils import AdamTF, Normalizer, hard_update, polyak_update
 
 
 def resolve_device(args):
@@ -25,7 +25,10 @@ def resolve_device(args):
 
 
 def make_adam(params, lr, device, eps=1e-8):
-    return torch.optim.Adam(params, lr=lr, eps=eps, fused=device.type == 'cuda')
+    """Adam with the TF reference's epsilon rule; fused kernels on CUDA, foreach on the CPU
+    (about twice as fast as the per-parameter loop torch picks there by default)."""
+    cuda = device.type == 'cuda'
+    return AdamTF(params, lr=lr, eps=eps, fused=cuda, foreach=not cuda)
 
 
 class BaseAgent:
