@@ -25,7 +25,6 @@ from utils.torch_utils import ConvTorso, Normalizer, SameConv2d
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 F32 = np.float32
 # Small nets: one thread is fastest, and on a busy machine extra OpenMP threads only spin.
-torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
@@ -810,7 +809,7 @@ assert 'torch' in sys.modules and 'algorithm.rrd_torch' in sys.modules
 bad = sorted(m for m in sys.modules if m.split('.')[0] == 'tensorflow')
 assert not bad, bad
 """
-    env = {**os.environ, 'USE_PYTORCH': '1', 'PYTHONPATH': ROOT, 'OMP_NUM_THREADS': '1'}
+    env = {**os.environ, 'USE_PYTORCH': '1', 'PYTHONPATH': ROOT}
     result = subprocess.run([sys.executable, '-c', code], cwd=tmp_path, env=env, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]

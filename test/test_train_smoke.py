@@ -15,7 +15,6 @@ import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Small nets: one thread is fastest, and on a busy machine extra OpenMP threads only spin.
-torch.set_num_threads(1)
 
 TINY = ['--use_pytorch=True', '--cuda=False', '--epochs=1', '--cycles=1', '--iterations=3', '--timesteps=50',
         '--warmup=100', '--batch_size=32', '--test_rollouts=1', '--test_timesteps=50', '--buffer_size=2000',
@@ -136,7 +135,7 @@ def test_save_and_load_model(tmp_path):
 
 # ---- command-line errors --------------------------------------------------------------------------------
 def cli(tmp_path, *argv):
-    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
+    env = dict(os.environ)
     env.pop('USE_PYTORCH', None)
     return subprocess.run([sys.executable, os.path.join(ROOT, 'train.py'), *argv], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120)
