@@ -1,83 +1,97 @@
-"""Learning check kept outside CI: RRD-SAC vs SAC on episodic-reward Hopper (issue 2).
+"""Learning checks kept outside CI: RRD against its basis algorithm on episodic rewards.
 
-Runs `train.py` for each (config, seed) as separate processes, `--parallel` at a time with one
-torch thread each, then prints the test-return curve per config from the npz files it wrote.
+Presets:
+- `hopper` (issue 2): RRD-SAC vs SAC on episodic-reward Hopper, the paper's default flags.
+- `cartpole` (issue 5): RRD-DQN vs DQN on episodic-reward CartPole-v1 (`dqn-dense`, DQN on the
+  dense +1 per step, is an optional reference). With episodic rewards CartPole pays nothing until
+  the episode ends and then its length T; plain DQN must carry that one reward back through up
+  to 500 steps, and as the state does not show how long the pole has been up, a terminal reward
+  of T looks like noise. RRD regresses R_ep / T (= 1 here) from random subsets of an episode's
+  steps, so its proxy reward approaches the dense one. Atari's DQN defaults are tuned for 50M
+  frames, so this preset sets small-but-sufficient ones: an update per 2 env steps, batch 64,
+  q_lr 5e-4, a target copy every 500 updates, epsilon 1 -> 0.01 over the first 10k steps.
+  Seen while choosing them: train_target 100 also plateaus at ~100; q_lr 1e-3 with
+  train_target 20 diverges (Q in the millions) for dense DQN and RRD alike.
 
-    python tools/learning_check.py --steps 100000 --seeds 0 1 --parallel 2
-    python tools/learning_check.py --summary-only      # re-print from earlier runs
+Each (config, seed) is its own torch process (tools/runner.py); the table printed at the end
+holds the test return per evaluation point, mean over seeds with each seed in brackets.
+
+    python tools/learning_check.py --preset hopper --steps 100000 --seeds 0 1
+    python tools/learning_check.py --preset cartpole --configs dqn rrd-dqn dqn-dense
+    python tools/learning_check.py --preset hopper --summary-only   # re-print earlier runs
 """
 import argparse
 import os
-import subprocess
-import sys
 
-import numpy as np
+from runner import ROOT, load_curves, run_parallel
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIGS = {
-    'rrd-sac': ['--alg=rrd', '--basis_alg=sac'],
-    'sac': ['--alg=sac'],
+PRESETS = {
+    'hopper': {
+        'env': 'Hopper-v2', 'steps': 100000, 'eval_every': 5000, 'test_rollouts': 5,
+        'configs': {'rrd-sac': ['--alg=rrd', '--basis_alg=sac'], 'sac': ['--alg=sac']},
+        'default_configs': ['rrd-sac', 'sac'],
+        'flags': [],
+    },
+    'cartpole': {
+        'env': 'CartPole-v1', 'steps': 60000, 'eval_every': 2500, 'test_rollouts': 5,
+        'configs': {'dqn': ['--alg=dqn'], 'rrd-dqn': ['--alg=rrd', '--basis_alg=dqn'],
+                    'dqn-dense': ['--alg=dqn', '--env_type=normal']},
+        'default_configs': ['dqn', 'rrd-dqn'],
+        'flags': ['--train_batches=50', '--batch_size=64', '--warmup=1000', '--eps_decay=10000',
+                  '--buffer_size=100000', '--test_timesteps=500', '--train_target=500', '--q_lr=5e-4'],
+    },
 }
+TIMESTEPS = 100  # env steps per iteration, as in the paper
 
 
-def command(name, seed, opts):
-    iterations, timesteps = 50, 100
-    cycles = opts.steps // (iterations * timesteps)
-    return [sys.executable, os.path.join(ROOT, 'train.py'), *CONFIGS[name], f'--env={opts.env}',
-            '--env_type=ep_rews', '--use_pytorch=True', f'--seed={seed}', f'--tag=check-{name}-s{seed}',
-            '--epochs=1', f'--cycles={cycles}', f'--iterations={iterations}', f'--timesteps={timesteps}',
-            f'--test_rollouts={opts.test_rollouts}', f'--logdir={opts.logdir}']
+def run_flags(preset, name, seed, opts):
+    return ['--env=' + preset['env'], '--env_type=ep_rews', *preset['flags'], *preset['configs'][name],
+            '--use_pytorch=True', f'--seed={seed}', '--epochs=1', f'--cycles={opts.steps // opts.eval_every}',
+            f'--iterations={opts.eval_every // TIMESTEPS}', f'--timesteps={TIMESTEPS}',
+            f'--test_rollouts={opts.test_rollouts}']
 
 
-def run_all(opts):
-    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
-    jobs = [(name, seed) for name in opts.configs for seed in opts.seeds]
-    os.makedirs(opts.logdir, exist_ok=True)
-    running = []
-    for name, seed in jobs:
-        log = open(os.path.join(opts.logdir, f'check-{name}-s{seed}.out'), 'w')
-        running.append(subprocess.Popen(command(name, seed, opts), stdout=log, stderr=subprocess.STDOUT, env=env))
-        while len([p for p in running if p.poll() is None]) >= opts.parallel:
-            running[[p.poll() for p in running].index(None)].wait()
-    for proc in running:
-        proc.wait()
-    failed = [p.args for p in running if p.returncode]
-    if failed:
-        sys.exit(f'{len(failed)} run(s) failed; see the .out files in {opts.logdir}')
-
-
-def summary(opts):
-    curves = {}
-    for name in opts.configs:
-        runs = [np.load(os.path.join(opts.logdir, 'rews', f'check-{name}-s{seed}', f'{opts.env}.npz'))
-                for seed in opts.seeds]
-        curves[name] = (runs[0]['steps'], np.stack([r['rewards'] for r in runs]))
+def summary(preset, opts):
+    curves = {name: load_curves(opts.logdir, [f'{opts.preset}-{name}-s{seed}' for seed in opts.seeds], preset['env'])
+              for name in opts.configs}
     steps = curves[opts.configs[0]][0]
-    print(f'{opts.env}, episodic rewards, test return (mean over seeds {opts.seeds}; per-seed in brackets)')
-    print('steps'.rjust(8) + ''.join(name.rjust(36) for name in opts.configs))
+    print(f'{preset["env"]}, episodic rewards (dense for *-dense), test return over {opts.test_rollouts} '
+          f'episodes: mean over seeds {opts.seeds} [per seed]')
+    print('steps'.rjust(8) + ''.join(name.rjust(32) for name in opts.configs))
     for i, step in enumerate(steps):
-        cells = ''.join(f'{c[1][:, i].mean():10.1f} [{", ".join(f"{v:.0f}" for v in c[1][:, i])}]'.rjust(36)
-                        for c in curves.values())
+        cells = ''.join(f'{returns[:, i].mean():8.1f} [{", ".join(f"{v:.0f}" for v in returns[:, i])}]'.rjust(32)
+                        for _, returns in curves.values())
         print(f'{step:8d}{cells}')
-    last = max(1, len(steps) // 5)  # the final fifth of the evaluations
-    for name, (_, rewards) in curves.items():
-        print(f'{name}: mean test return over the last {last} evaluations = {rewards[:, -last:].mean():.1f}')
+    last = max(1, len(steps) // 5)
+    print(f'mean test return over the last {last} evaluations: '
+          + ', '.join(f'{name} {returns[:, -last:].mean():.1f}' for name, (_, returns) in curves.items()))
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--env', default='Hopper-v2')
-    parser.add_argument('--steps', type=int, default=100000)
+    parser.add_argument('--preset', choices=list(PRESETS), default='hopper')
+    parser.add_argument('--steps', type=int, help='env steps per run (default: the preset\'s)')
+    parser.add_argument('--eval_every', type=int, help='env steps per cycle, a multiple of 100')
+    parser.add_argument('--test_rollouts', type=int)
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1])
-    parser.add_argument('--configs', nargs='+', default=list(CONFIGS), choices=list(CONFIGS))
-    parser.add_argument('--test_rollouts', type=int, default=5)
+    parser.add_argument('--configs', nargs='+', help='configs of the preset to run (default: all but references)')
     parser.add_argument('--parallel', type=int, default=2)
-    parser.add_argument('--logdir', default=os.path.join(ROOT, 'log', 'learning_check'))
+    parser.add_argument('--logdir', help='default: log/learning_check/<preset>')
     parser.add_argument('--summary-only', action='store_true')
     opts = parser.parse_args()
+    preset = PRESETS[opts.preset]
+    for key in ('steps', 'eval_every', 'test_rollouts'):
+        if getattr(opts, key) is None:
+            setattr(opts, key, preset[key])
+    opts.configs = opts.configs or preset['default_configs']
+    unknown = set(opts.configs) - set(preset['configs'])
+    if unknown:
+        parser.error(f'unknown config(s) {sorted(unknown)} for preset {opts.preset}; choose from {list(preset["configs"])}')
+    opts.logdir = opts.logdir or os.path.join(ROOT, 'log', 'learning_check', opts.preset)
     if not opts.summary_only:
-        run_all(opts)
-    summary(opts)
+        run_parallel({f'{opts.preset}-{name}-s{seed}': run_flags(preset, name, seed, opts)
+                      for seed in opts.seeds for name in opts.configs}, opts.logdir, opts.parallel)
+    summary(preset, opts)
 
 
 if __name__ == '__main__':

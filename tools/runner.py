@@ -1,0 +1,40 @@
+"""Running several `train.py` processes side by side and reading back their test curves.
+
+Shared by the learning checks and the run comparison: each run is its own process with one BLAS
+thread (on a small machine extra OpenMP threads only spin), `parallel` at a time, its console
+output in `<logdir>/<tag>.out`.
+"""
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAIN = os.path.join(ROOT, 'train.py')
+
+
+def run_parallel(runs, logdir, parallel, extra_env=None):
+    """Run `{tag: train.py flags}` (each gets --tag and --logdir); exit with a message if any fails."""
+    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', **(extra_env or {}))
+    os.makedirs(logdir, exist_ok=True)
+    running, started = [], time.time()
+    for tag, flags in runs.items():
+        argv = [sys.executable, TRAIN, *flags, f'--tag={tag}', f'--logdir={logdir}']
+        with open(os.path.join(logdir, f'{tag}.out'), 'w') as log:
+            running.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env))
+        while sum(proc.poll() is None for proc in running) >= parallel:
+            time.sleep(1)
+    for proc in running:
+        proc.wait()
+    print(f'{len(runs)} runs in {time.time() - started:.0f} s wall')
+    failed = [tag for tag, proc in zip(runs, running) if proc.returncode]
+    if failed:
+        sys.exit(f'run(s) {", ".join(failed)} failed; see their .out files in {logdir}')
+
+
+def load_curves(logdir, tags, env):
+    """(steps of the first run, [runs, evaluations] test returns) from the runs' npz files."""
+    runs = [np.load(os.path.join(logdir, 'rews', tag, f'{env}.npz')) for tag in tags]
+    return runs[0]['steps'], np.stack([run['rewards'] for run in runs])
