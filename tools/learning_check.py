@@ -22,8 +22,12 @@ holds the test return per evaluation point, mean over seeds with each seed in br
 """
 import argparse
 import os
+import sys
 
-from runner import ROOT, load_curves, run_parallel
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from tools.runner import load_curves, run_parallel  # noqa: E402
 
 PRESETS = {
     'hopper': {

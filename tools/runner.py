@@ -11,13 +11,13 @@ import time
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TRAIN = os.path.join(ROOT, 'train.py')
+TRAIN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'train.py')
 
 
-def run_parallel(runs, logdir, parallel, extra_env=None):
+def run_parallel(runs, logdir, parallel):
     """Run `{tag: train.py flags}` (each gets --tag and --logdir); exit with a message if any fails."""
-    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', **(extra_env or {}))
+    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', TF_NUM_INTRAOP_THREADS='1',
+               TF_NUM_INTEROP_THREADS='1')
     os.makedirs(logdir, exist_ok=True)
     running, started = [], time.time()
     for tag, flags in runs.items():

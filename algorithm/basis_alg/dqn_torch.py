@@ -60,8 +60,8 @@ class DQN(BaseAgent):
     def act(self, obs, explore, noise, with_info):
         q = self.q(obs)
         action = q.argmax(dim=-1)
-        if explore and np.random.uniform() < self.epsilon:
-            action = torch.randint_like(action, self.args.acts_dims[0])
+        if explore and np.random.uniform() < self.epsilon:  # numpy draws, as the TF twin makes
+            action = torch.as_tensor(np.random.randint(self.args.acts_dims[0], size=action.shape), device=self.device)
         return action, ({'Q_average': q.max(dim=-1).values} if with_info else {})
 
     def q_losses(self, batch):
