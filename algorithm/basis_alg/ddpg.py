@@ -43,14 +43,18 @@ class DDPG(BaseAgent):
         self.pi_optimizer = make_adam(self.args.pi_lr, 'pi_optimizer')
         self.q_optimizer = make_adam(self.args.q_lr, 'q_optimizer')
 
+    def policy_value(self, obs, acts):
+        """The critic the policy climbs (TD3 overrides it with its first critic)."""
+        return self.q(obs, acts)
+
     def act(self, obs):
         pi = self.pi(obs)
         action = explore_action(pi, self.args.std_act, self.noise_input('act_noise', obs))
-        return pi, action, {'Q_average': self.q(obs, pi)}
+        return pi, action, {'Q_average': self.policy_value(obs, pi)}
 
     def pi_losses(self, batch):
         obs = self.preprocess_obs(batch['obs'])
-        pi_loss = -tf.reduce_mean(self.q(obs, self.pi(obs)))
+        pi_loss = -tf.reduce_mean(self.policy_value(obs, self.pi(obs)))
         return [(pi_loss, self.pi_optimizer, get_vars('pi'))], {'Pi_loss': pi_loss}
 
     def q_losses(self, batch):

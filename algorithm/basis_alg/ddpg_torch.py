@@ -54,14 +54,18 @@ class DDPG(BaseAgent):
         self.pi_optimizer = make_adam(get_vars(self.pi), self.args.pi_lr, self.device)
         self.q_optimizer = make_adam(get_vars(self.q), self.args.q_lr, self.device)
 
+    def policy_value(self, obs, acts):
+        """The critic the policy climbs (TD3 overrides it with its first critic)."""
+        return self.q(obs, acts)
+
     def act(self, obs, explore, noise, with_info):
         pi = self.pi(obs)
         action = explore_action(pi, self.args.std_act, noise) if explore else pi
-        return action, ({'Q_average': self.q(obs, pi)} if with_info else {})
+        return action, ({'Q_average': self.policy_value(obs, pi)} if with_info else {})
 
     def pi_losses(self, batch):
         obs = self.preprocess_obs(batch['obs'])
-        pi_loss = -self.q(obs, self.pi(obs)).mean()
+        pi_loss = -self.policy_value(obs, self.pi(obs)).mean()
         return [(pi_loss, self.pi_optimizer)], {'Pi_loss': pi_loss.detach()}
 
     def q_losses(self, batch):

@@ -1,14 +1,15 @@
 """TD3 in TensorFlow (twin of td3_torch.py); SPEC section 5. The learner calls train_q every
 update and train_pi every pi_delay_freq-th update, each on its own batch."""
-from algorithm.basis_alg.base import BaseAgent, make_adam
-from algorithm.basis_alg.ddpg import MLPPolicy, explore_action
+from algorithm.basis_alg.base import make_adam
+from algorithm.basis_alg.ddpg import DDPG, MLPPolicy
 from algorithm.basis_alg.sac import MLPQValueSAC
 from utils.tf_utils import get_vars, tf
 
 
-class TD3(BaseAgent):
+class TD3(DDPG):
+    """DDPG's acting and policy step, with twin critics and target policy smoothing."""
+
     train_info = ('Pi_loss', 'Q_loss')
-    step_info = ('Q_average',)
 
     def create_network(self):
         act_dim = self.args.acts_dims[0]
@@ -22,15 +23,8 @@ class TD3(BaseAgent):
         self.pi_optimizer = make_adam(self.args.pi_lr, 'pi_optimizer')
         self.q_optimizer = make_adam(self.args.q_lr, 'q_optimizer')
 
-    def act(self, obs):
-        pi = self.pi(obs)
-        action = explore_action(pi, self.args.std_act, self.noise_input('act_noise', obs))
-        return pi, action, {'Q_average': self.q1(obs, pi)}
-
-    def pi_losses(self, batch):
-        obs = self.preprocess_obs(batch['obs'])
-        pi_loss = -tf.reduce_mean(self.q1(obs, self.pi(obs)))
-        return [(pi_loss, self.pi_optimizer, get_vars('pi'))], {'Pi_loss': pi_loss}
+    def policy_value(self, obs, acts):
+        return self.q1(obs, acts)
 
     def q_losses(self, batch):
         obs, obs_next = self.preprocess_obs(batch['obs']), self.preprocess_obs(batch['obs_next'])

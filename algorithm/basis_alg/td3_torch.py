@@ -4,15 +4,16 @@ import copy
 
 import torch
 
-from algorithm.basis_alg.base_torch import BaseAgent, make_adam
-from algorithm.basis_alg.ddpg_torch import MLPPolicy, explore_action
+from algorithm.basis_alg.base_torch import make_adam
+from algorithm.basis_alg.ddpg_torch import DDPG, MLPPolicy
 from algorithm.basis_alg.sac_torch import MLPQValueSAC
 from utils.torch_utils import get_vars
 
 
-class TD3(BaseAgent):
+class TD3(DDPG):
+    """DDPG's acting and policy step, with twin critics and target policy smoothing."""
+
     train_info = ('Pi_loss', 'Q_loss')
-    step_info = ('Q_average',)
     checkpoint_names = ('pi', 'q1', 'q2', 'pi_target', 'q1_target', 'q2_target', 'pi_optimizer', 'q_optimizer')
 
     def create_network(self):
@@ -27,15 +28,8 @@ class TD3(BaseAgent):
         self.pi_optimizer = make_adam(get_vars(self.pi), self.args.pi_lr, self.device)
         self.q_optimizer = make_adam(get_vars([self.q1, self.q2]), self.args.q_lr, self.device)
 
-    def act(self, obs, explore, noise, with_info):
-        pi = self.pi(obs)
-        action = explore_action(pi, self.args.std_act, noise) if explore else pi
-        return action, ({'Q_average': self.q1(obs, pi)} if with_info else {})
-
-    def pi_losses(self, batch):
-        obs = self.preprocess_obs(batch['obs'])
-        pi_loss = -self.q1(obs, self.pi(obs)).mean()
-        return [(pi_loss, self.pi_optimizer)], {'Pi_loss': pi_loss.detach()}
+    def policy_value(self, obs, acts):
+        return self.q1(obs, acts)
 
     def q_losses(self, batch):
         obs, obs_next = self.preprocess_obs(batch['obs']), self.preprocess_obs(batch['obs_next'])
