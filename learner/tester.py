@@ -1,6 +1,8 @@
 """Evaluation of SPEC section 10: deterministic episodes on an env instance of their own."""
 import numpy as np
 
+from learner.learner import random_action
+
 
 class Tester:
     def __init__(self, args, env, agent, logger):
@@ -11,7 +13,7 @@ class Tester:
     def act(self, obs):
         """The greedy action, except with probability test_eps on discrete envs."""
         if self.args.discrete and np.random.uniform() < self.args.test_eps:
-            return np.random.randint(self.args.acts_dims[0]), {}
+            return random_action(self.args), {}
         return self.agent.step(obs, test_info=True)
 
     def rollout(self):
