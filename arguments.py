@@ -195,6 +195,9 @@ def _build_parser(env, category, discrete, alg, basis_alg, optimizer):
         group.add_argument('--q_lr', type=float, default=3e-4, help='critic learning rate')
         group.add_argument('--polyak', type=float, default=0.995, help='target polyak factor')
         _bool_flag(group, '--obs_normalization', False, 'normalise observations')
+        _bool_flag(group, '--random_warmup', False,
+                   'act uniformly at random until --warmup steps are stored (the original '
+                   'release acts with the exploration policy from the first step)')
         if learner_alg in ('ddpg', 'td3'):
             group.add_argument('--std_act', type=float, default=0.1,
                                help='std of the Gaussian exploration noise')

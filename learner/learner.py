@@ -52,7 +52,10 @@ class Learner:
         return self.args.eps_l + (self.args.eps_r - self.args.eps_l) * progress
 
     def act(self, obs):
-        if not self.warm:
+        """Before `warmup` steps are stored, DQN (and --random_warmup) acts uniformly at random;
+        continuous agents act with their exploration policy from the first step, as the
+        original release does on MuJoCo."""
+        if not self.warm and (self.args.discrete or self.args.random_warmup):
             return random_action(self.args)
         if self.args.discrete:
             self.agent.epsilon = self.epsilon()
