@@ -1,12 +1,15 @@
-"""tools/compare.py on synthetic npz and CSV logs in train.py's formats (project issue #4)."""
+"""tools/compare.py on synthetic npz and CSV logs in train.py's formats and the original
+release's npz (project issues #4 and #9)."""
 import argparse
 import csv
+import json
 import os
 
 import numpy as np
 import pytest
+from scipy import stats
 
-from tools import compare
+from tools import compare, runs
 
 STEPS = np.arange(1, 11) * 1000
 
@@ -40,12 +43,14 @@ def test_npz_and_csv_read_the_same(tmp_path):
     returns = curves(0, 1)[0]
     npz = write_npz(tmp_path / 'rews' / 'tag' / 'Hopper-v2.npz', STEPS, returns)
     table = write_csv(tmp_path / 'run.csv', STEPS, returns)
-    for path in (npz, table):
-        steps, values = compare.read_run(path)
-        np.testing.assert_array_equal(steps, STEPS)
-        np.testing.assert_allclose(values, returns)
-    with pytest.raises(ValueError, match='npz or .csv'):
-        compare.read_run(str(tmp_path / 'run.txt'))
+    original = tmp_path / 'tf1' / 'Hopper-v2.npz'
+    original.parent.mkdir()
+    np.savez(original, info=np.stack([STEPS, returns], 1))  # the original release: info rows only
+    for path in (npz, table, str(original)):
+        run = runs.read_run(path)
+        np.testing.assert_array_equal(run.steps, STEPS)
+        np.testing.assert_allclose(run.returns, returns)
+    assert runs.read_run(str(original))['backend'] == 'tf1-original'
 
 
 def test_align_interpolates_onto_the_reference_steps():
@@ -118,3 +123,98 @@ def test_run_mode_gives_both_backends_the_same_work():
     opts.steps = 6500
     with pytest.raises(ValueError, match='multiple'):
         compare.train_runs(opts, [])
+
+
+def write_seeded(logdir, backend, seed, steps, returns, env='Hopper-v2'):
+    """A run in the current layout rews/<tag>/<run>/<env>.npz with its config.json."""
+    name = f'cmp-{env}-rrd-sac-{backend}-seed{seed}-20240101-120000'
+    write_npz(logdir / 'rews' / 'cmp' / name / f'{env}.npz', steps, returns)
+    (logdir / 'models' / name).mkdir(parents=True)
+    (logdir / 'models' / name / 'config.json').write_text(json.dumps(
+        {'env': env, 'alg': 'rrd', 'basis_alg': 'sac', 'seed': seed, 'use_pytorch': backend == 'torch', 'tag': 'cmp'}))
+    return name
+
+
+def test_left_out_evaluations_are_named_per_run():
+    a = (STEPS.astype(float), STEPS / 100.0)
+    b = (STEPS[:-1] + 500.0, STEPS[:-1] / 100.0)
+    lines = compare.left_out([a, b], ['run-a', 'run-b'])
+    assert lines == ['run-a: left out 2 of 10 evaluations (steps 1000 and 10000), outside '
+                     '1500..9500, the range every run covers']
+
+
+def test_paired_statistics():
+    d = np.array([1.0, -0.5, 0.8, 0.2, -0.3, 0.6])
+    assert compare.paired_tost(d, margin=5.0) < 0.01
+    assert compare.paired_tost(d, margin=0.1) > 0.05
+    expected = max(stats.ttest_1samp(d, -2.0, alternative='greater').pvalue,
+                   stats.ttest_1samp(d, 2.0, alternative='less').pvalue)
+    assert compare.paired_tost(d, 2.0) == pytest.approx(expected)
+    assert compare.paired_tost(np.full(4, 0.5), margin=1.0) == 0.0   # identical offsets inside the margin
+    assert compare.paired_tost(np.full(4, 2.0), margin=1.0) == 1.0
+    assert compare.wilcoxon(d) == pytest.approx(stats.wilcoxon(d).pvalue)
+    assert compare.wilcoxon(np.zeros(5)) == 1.0
+    assert np.isnan(compare.wilcoxon(d[:1])) and np.isnan(compare.paired_tost(d[:1], 1.0))
+
+
+def test_pairing_by_seed(tmp_path):
+    def run(seed):
+        return runs.Run(STEPS, STEPS, {'seed': seed})
+    pairs, note = compare.pair_by_seed([run(2), run(0), run(1)], [run(0), run(1), run(5)], ['TF', 'PyTorch'])
+    assert pairs == [(1, 0), (2, 1)] and 'seeds 0, 1' in note and 'TF 2; PyTorch 5' in note
+    assert compare.pair_by_seed([run(0), run(1)], [run(0), run(None)], ['a', 'b']) == \
+        ([], 'not paired by seed: the seed of a run of b is unknown')
+    assert compare.pair_by_seed([run(0), run(0)], [run(0), run(1)], ['a', 'b'])[0] == []
+    assert compare.pair_by_seed([run(0), run(1)], [run(1), run(2)], ['a', 'b'])[0] == []
+
+
+def test_paired_report_on_known_differences(tmp_path):
+    """b = a + a known offset per seed: the paired columns are exactly those offsets, while the
+    seeds' spread (300) hides them from the unpaired tests."""
+    offsets = {0: 1.0, 1: -2.0, 2: 3.0, 3: 0.5, 4: -1.5}
+    for seed, offset in offsets.items():
+        base = 100 + 30 * np.log1p(STEPS / 1000) + 300.0 * seed
+        write_seeded(tmp_path, 'tf', seed, STEPS, base)
+        write_seeded(tmp_path, 'torch', seed, STEPS, base + offset)
+    text = compare.compare([str(tmp_path / 'rews' / 'cmp' / '*-tf-*')], [str(tmp_path / 'rews' / 'cmp' / '*-torch-*')],
+                           ['TF', 'PyTorch'], margin=0.01)
+    assert 'paired by seed: 5 pairs (seeds 0, 1, 2, 3, 4)' in text
+    rows = [line.split('|') for line in text.splitlines() if line.startswith('| ') and line[2].isdigit()]
+    assert len(rows) == STEPS.size
+    assert all(float(row[6]) == pytest.approx(np.median(np.abs(list(offsets.values())))) for row in rows)
+    paired = {line.split('|')[1].strip(): line.split('|') for line in text.splitlines()
+              if line.startswith(('| final', '| AUC')) and line.count('|') == 7}
+    d = np.array(list(offsets.values()))
+    for row in paired.values():
+        assert row[2].strip() == f'{d.mean():.1f} ±     {d.std(ddof=1):.1f}'
+        assert float(row[5]) == pytest.approx(stats.wilcoxon(d).pvalue, abs=1e-3)
+        assert 'equivalent within the margin' in row[6]      # paired: |d| ~ 2 against a margin of ~17
+    unpaired = [line for line in text.splitlines() if line.startswith('| final') and line.count('|') == 8]
+    assert 'inconclusive' in unpaired[0]                     # unpaired: the seeds' spread hides it
+
+
+def test_original_release_against_this_repo(tmp_path, capsys):
+    """Old TF1 runs (info rows, evaluated more often and longer) against this repo's runs: compared
+    on the common range, with what was left out named."""
+    old_steps = np.arange(1, 25) * 500
+    for seed in (0, 1):
+        path = tmp_path / 'tf1' / f'rrd-sac-seed{seed}' / 'Hopper-v2.npz'
+        path.parent.mkdir(parents=True)
+        np.savez(path, info=np.stack([old_steps, old_steps / 10.0 + seed], 1).astype(np.float64))
+        write_seeded(tmp_path / 'log', 'torch', seed, STEPS, STEPS / 10.0 + seed)
+    compare.main(['--a', str(tmp_path / 'tf1'), '--b', str(tmp_path / 'log'), '--labels', 'TF 1.12', 'PyTorch',
+                  '--out', str(tmp_path / 'cmp')])
+    out = capsys.readouterr().out
+    assert 'left out 5 of 24 evaluations (steps 500 and 10500..12000), outside 1000..10000' in out
+    assert "not paired by seed: the original release's runs draw other random streams" in out
+    rows = [line.split('|') for line in out.splitlines() if line.startswith('| ') and line[2].isdigit()]
+    assert [int(row[1]) for row in rows] == list(range(1000, 10001, 500))  # set a's steps in the common range
+    assert all(float(row[4]) == 0.0 and len(row) == 7 for row in rows)  # identical curves, no paired column
+    assert (tmp_path / 'cmp.png').exists()
+
+
+def test_a_set_of_several_envs_is_refused(tmp_path):
+    write_seeded(tmp_path, 'tf', 0, STEPS, STEPS / 10.0)
+    write_seeded(tmp_path, 'tf', 1, STEPS, STEPS / 10.0, env='Walker2d-v2')
+    with pytest.raises(SystemExit, match='several envs .*compare one env at a time'):
+        compare.main(['--a', str(tmp_path / 'rews'), '--b', str(tmp_path / 'rews')])

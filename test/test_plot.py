@@ -1,0 +1,274 @@
+"""tools/plot.py and tools/runs.py on small fixture logs of every format (project issue #9)."""
+import json
+import os
+import sys
+import types
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from tools import plot, runs
+
+STEPS = np.arange(1, 9) * 1000
+ENVS = ('Hopper-v2', 'Walker2d-v2')
+
+
+def run_name(env, alg, backend, seed, tag='exp'):
+    return f'{tag}-{env}-{alg}-{backend}-seed{seed}-20240101-12000{seed}'
+
+
+def write_run(logdir, env, alg, backend, seed, returns, steps=STEPS, config=True, tag='exp'):
+    """A run as train.py leaves it: rews/<tag>/<run>/<env>.npz, csv/<run>.csv, models/<run>/config.json."""
+    name = run_name(env, alg, backend, seed, tag)
+    folder = logdir / 'rews' / tag / name
+    folder.mkdir(parents=True)
+    returns = np.asarray(returns, np.float64)
+    np.savez(folder / f'{env}.npz', info=np.stack([steps, returns], 1).astype(np.float64),
+             steps=np.asarray(steps, np.int64), rewards=returns, std=np.zeros(len(steps)))
+    (logdir / 'csv').mkdir(exist_ok=True)
+    rows = ['Epoch,Cycle,Steps,charts/TestRewards']
+    rows += [f'0,{i},{step},{float(value)!r}' for i, (step, value) in enumerate(zip(steps, returns))]
+    (logdir / 'csv' / f'{name}.csv').write_text('\n'.join(rows) + '\n')
+    if config:
+        (logdir / 'models' / name).mkdir(parents=True)
+        base, _, basis = alg.partition('-')
+        (logdir / 'models' / name / 'config.json').write_text(json.dumps(
+            {'tag': tag, 'env': env, 'alg': base, 'basis_alg': basis or None, 'seed': seed,
+             'use_pytorch': backend == 'torch', 'backend': backend}))
+    return name
+
+
+def returns_of(alg, env, seed):
+    """Known, distinct curves: a level per alg/env plus a per-seed offset."""
+    level = {'rrd-sac': 1000.0, 'sac': 600.0}[alg] * (1 if env == 'Hopper-v2' else 2)
+    return level * STEPS / STEPS[-1] + 10.0 * seed
+
+
+@pytest.fixture
+def logdir(tmp_path):
+    log = tmp_path / 'log'
+    for env in ENVS:
+        for alg in ('rrd-sac', 'sac'):
+            for seed in range(3):
+                write_run(log, env, alg, 'torch', seed, returns_of(alg, env, seed))
+    return log
+
+
+def original_npz(path, steps, returns):
+    """The original TF1 release's file: only the key info, (step, return) rows."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, info=np.stack([steps, returns], 1).astype(np.float64))
+    return str(path)
+
+
+# ---- reading -------------------------------------------------------------------------------------
+def test_every_format_reads_with_its_metadata(tmp_path):
+    log = tmp_path / 'log'
+    name = write_run(log, 'Hopper-v2', 'rrd-sac', 'tf', 4, STEPS / 10.0)
+    expected = {'env': 'Hopper-v2', 'alg': 'rrd-sac', 'backend': 'tf', 'seed': 4, 'tag': 'exp', 'run': name}
+    for path in (log / 'rews' / 'exp' / name / 'Hopper-v2.npz', log / 'csv' / f'{name}.csv'):
+        run = runs.read_run(str(path))
+        np.testing.assert_array_equal(run.steps, STEPS)
+        np.testing.assert_allclose(run.returns, STEPS / 10.0)
+        assert run.meta == expected
+    # no config.json: the run name says the same
+    os.remove(log / 'models' / name / 'config.json')
+    assert runs.read_run(str(log / 'csv' / f'{name}.csv')).meta == expected
+    # config.json wins over the name (a run renamed by --run_name)
+    write_run(log, 'Hopper-v2', 'sac', 'torch', 1, STEPS / 10.0, tag='')
+    renamed = log / 'rews' / 'my_run'
+    os.rename(log / 'rews' / run_name('Hopper-v2', 'sac', 'torch', 1, ''), renamed)
+    os.rename(log / 'models' / run_name('Hopper-v2', 'sac', 'torch', 1, ''), log / 'models' / 'my_run')
+    assert runs.read_run(str(renamed / 'Hopper-v2.npz')).meta == {
+        'env': 'Hopper-v2', 'alg': 'sac', 'backend': 'torch', 'seed': 1, 'tag': '', 'run': 'my_run'}
+    # the earlier layout rews/<tag>/<env>.npz: steps and rewards, metadata from the tag
+    earlier = tmp_path / 'old' / 'rews' / 'rrd-sac-torch-s2' / 'Hopper-v2.npz'
+    earlier.parent.mkdir(parents=True)
+    np.savez(earlier, steps=STEPS, rewards=STEPS / 5.0)
+    run = runs.read_run(str(earlier))
+    np.testing.assert_allclose(run.returns, STEPS / 5.0)
+    assert [run[key] for key in ('env', 'alg', 'backend', 'seed', 'tag')] == \
+        ['Hopper-v2', 'rrd-sac', 'torch', 2, 'rrd-sac-torch-s2']
+    # the original release: info rows, backend tf1-original, the rest from the names
+    path = original_npz(tmp_path / 'tf1' / 'rrd_sac_seed3' / 'Walker2d-v2.npz', STEPS[::-1], STEPS[::-1] / 2.0)
+    run = runs.read_run(path, overrides={'alg': 'rrd-sac-l'})
+    np.testing.assert_array_equal(run.steps, STEPS)  # sorted by step
+    np.testing.assert_allclose(run.returns, STEPS / 2.0)
+    assert (run['env'], run['alg'], run['backend'], run['seed']) == ('Walker2d-v2', 'rrd-sac-l', 'tf1-original', 3)
+
+
+def test_run_names():
+    assert runs.parse_run_name('my-v2-Hopper-v2-rrd-sac-torch-seed3-20240101-120000-1') == {
+        'env': 'Hopper-v2', 'alg': 'rrd-sac', 'backend': 'torch', 'seed': 3, 'tag': 'my-v2',
+        'run': 'my-v2-Hopper-v2-rrd-sac-torch-seed3-20240101-120000-1'}
+    # names from before the backend part: the backend from the tag, when it says
+    older = runs.parse_run_name('hop-rrdsac-torch-s0-Hopper-v2-rrd-sac-seed0-20261124-110041')
+    assert [older[key] for key in ('env', 'alg', 'backend', 'tag')] == \
+        ['Hopper-v2', 'rrd-sac', 'torch', 'hop-rrdsac-torch-s0']
+    assert runs.parse_run_name('PongNoFrameskip-v4-dqn-seed1-20240101-120000')['backend'] == 'unknown'
+    assert runs.parse_run_name('not-a-run') is None
+    assert runs.guess_from_names(['RRD Hopper-v2 seed2']) == {'alg': 'rrd', 'seed': 2}
+
+
+def test_bad_logs_are_one_line_errors(tmp_path):
+    with pytest.raises(ValueError, match='npz or .csv'):
+        runs.read_run(str(tmp_path / 'run.txt'))
+    np.savez(tmp_path / 'weights.npz', w=np.zeros(3))
+    with pytest.raises(ValueError, match='no test-return log'):
+        runs.read_run(str(tmp_path / 'weights.npz'))
+    with pytest.raises(ValueError, match='no log matches'):
+        runs.find_runs([str(tmp_path / 'missing*')])
+
+
+def test_a_logdir_reads_each_run_once(logdir, tmp_path):
+    notes = []
+    found = runs.find_runs([str(logdir)], note=notes.append)
+    assert len(found) == 12  # 2 envs x 2 algs x 3 seeds, each both as npz and CSV
+    assert any('both as npz and CSV' in line for line in notes)
+    np.savez(logdir / 'models' / 'buffer.npz', x=np.zeros(2))  # checkpoints are not searched
+    assert len(runs.find_runs([str(logdir)], note=notes.append)) == 12
+
+
+# ---- curves --------------------------------------------------------------------------------------
+def test_smooth_and_union_grid():
+    np.testing.assert_allclose(plot.smooth(np.array([1.0, 2.0, 3.0, 4.0]), 2), [1.0, 1.5, 2.5, 3.5])
+    np.testing.assert_allclose(plot.smooth(np.array([1.0, 2.0, 3.0]), 1), [1.0, 2.0, 3.0])
+    grid, values = plot.on_union_grid([(np.array([0.0, 2.0]), np.array([0.0, 2.0])),
+                                       (np.array([1.0, 3.0]), np.array([10.0, 30.0]))])
+    np.testing.assert_array_equal(grid, [0, 1, 2, 3])
+    np.testing.assert_allclose(values, [[0, 1, 2, np.nan], [np.nan, 10, 20, 30]])
+    # the dashed stretch (not every run contributes) joins the solid one
+    full = np.array([True, True, True, False, False, True])
+    np.testing.assert_allclose(plot.partial_coverage(np.arange(6.0), full), [np.nan, np.nan, 2, 3, 4, 5])
+
+
+def test_bands_on_known_numbers():
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(5, 4)) * [1, 2, 3, 0]
+    values[0, 3] = np.nan  # the first run lacks the last point
+    mean, low, high = plot.curve_band(values, 'ci', 500, rng)
+    np.testing.assert_allclose(mean, np.nanmean(values, axis=0))
+    assert np.all(low <= mean) and np.all(mean <= high)
+    assert np.all(high[:3] - low[:3] > 0) and high[3] == low[3] == 0  # a constant column has no spread
+    mean, low, high = plot.curve_band(values, 'std', 0, rng)
+    np.testing.assert_allclose(high - mean, np.nanstd(values, axis=0, ddof=1))
+
+
+def test_curves_group_and_render_every_format(logdir, tmp_path, capsys):
+    old = original_npz(tmp_path / 'tf1' / 'rrd-sac-s0' / 'Hopper-v2.npz', STEPS[:5],
+                       returns_of('rrd-sac', 'Hopper-v2', 0)[:5])
+    found = runs.find_runs([str(logdir), old])
+    drawn = plot.plot_curves(found, ['alg', 'backend'], out=str(tmp_path / 'c.png'), reps=200)
+    assert set(drawn) == set(ENVS)
+    assert set(drawn['Hopper-v2']) == {'rrd-sac torch', 'sac torch', 'rrd-sac tf1-original'}
+    grid, mean, low, high, group = drawn['Hopper-v2']['sac torch']
+    np.testing.assert_allclose(mean, np.mean([returns_of('sac', 'Hopper-v2', s) for s in range(3)], axis=0))
+    assert np.all(low <= mean + 1e-9) and np.all(mean <= high + 1e-9)
+    with open(tmp_path / 'c.png', 'rb') as file:
+        assert file.read(8) == b'\x89PNG\r\n\x1a\n'
+    # the command line: PDF and SVG by extension; a single run works
+    plot.main([str(logdir / 'rews'), '--group', 'env', '--out', str(tmp_path / 'c.pdf'), '--reps', '50'])
+    assert (tmp_path / 'c.pdf').read_bytes()[:4] == b'%PDF'
+    single = str(logdir / 'csv' / f'{run_name("Hopper-v2", "sac", "torch", 0)}.csv')
+    plot.main(['curves', single, '--smooth', '3', '--band', 'std', '--out', str(tmp_path / 'one.svg')])
+    assert b'<svg' in (tmp_path / 'one.svg').read_bytes()[:500]
+
+
+def test_curves_say_which_runs_cover_less(logdir, tmp_path, capsys):
+    short = write_run(logdir, 'Hopper-v2', 'sac', 'tf', 0, np.arange(4.0), steps=STEPS[:4])
+    long = write_run(logdir, 'Hopper-v2', 'sac', 'tf', 1, np.arange(8.0))
+    plot.main([str(logdir / 'rews' / 'exp' / '*-tf-*'), '--labels', 'TF', '--out', str(tmp_path / 'c.png')])
+    out = capsys.readouterr().out
+    assert short in out and '1000..4000 of 1000..8000' in out and long not in out
+
+
+def test_labels_name_patterns(logdir, tmp_path):
+    old = original_npz(tmp_path / 'x' / 'Hopper-v2.npz', STEPS, STEPS / 8.0)
+    opts = plot.build_parser().parse_args(['curves', str(logdir / 'rews' / 'exp' / '*sac-torch*'), old,
+                                           '--labels', 'PyTorch', 'TF 1.12'])
+    found, keys = plot.load(opts)
+    assert keys == ['label']
+    assert sorted({run['label'] for run in found}) == ['PyTorch', 'TF 1.12']
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['nothing*.npz'], 'no log matches'),
+    (['LOG', '--group', 'algo'], "unknown --group key 'algo'"),
+    (['LOG', '--out', 'x.jpg'], 'use a .png, .pdf or .svg'),
+    (['LOG', '--labels', 'a', 'b'], 'give one per pattern'),
+    ([], 'give the runs to plot'),
+    (['aggregate', 'LOG'], 'no normalisation for Hopper-v2'),
+    (['aggregate', 'LOG', '--norm', 'Hopper-v2=0'], 'expected ENV=MIN,MAX'),
+])
+def test_bad_input_is_one_line(logdir, tmp_path, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        plot.main([str(logdir) if arg == 'LOG' else arg for arg in argv])
+    assert str(exit_info.value).startswith('error: ') and message in str(exit_info.value)
+    assert '\n' not in str(exit_info.value)
+
+
+# ---- aggregate -----------------------------------------------------------------------------------
+def test_aggregate_table_matches_direct_computation(logdir, tmp_path):
+    norms = {'Hopper-v2': (0.0, 1000.0), 'Walker2d-v2': (0.0, 2000.0)}
+    found = runs.find_runs([str(logdir / 'rews')])
+    matrices, envs = plot.score_matrices(found, ['alg'], norms, 0.25)
+    # score = mean of the last 2 of 8 evaluations, normalised
+    last_two = STEPS[-2:].mean() / STEPS[-1]
+    expected = {alg: np.array([[returns_of(alg, env, s)[-2:].mean() / norms[env][1] for env in envs]
+                               for s in range(3)])
+                for alg in ('rrd-sac', 'sac')}
+    assert envs == list(ENVS)
+    for alg in expected:
+        np.testing.assert_allclose(matrices[alg], expected[alg])
+    assert matrices['rrd-sac'][0, 0] == pytest.approx(last_two)
+    text = plot.aggregate(found, ['alg'], norms, dict.fromkeys(norms, '--norm'), 0.25, reps=50,
+                          out=str(tmp_path / 'agg.svg'))
+    cells = [line.split('|') for line in text.splitlines() if line.startswith('| ')]
+    rows = {row[1].strip(): row for row in cells if '×' in row[2]}
+    improvement = {(row[1].strip(), row[2].strip()): row[3] for row in cells
+                   if row[1].strip() in expected and '×' not in row[2]}
+    for alg, scores in expected.items():
+        iqm, mean = stats.trim_mean(scores.ravel(), 0.25), scores.mean()
+        assert rows[alg][3].strip().startswith(f'{iqm:.3f} [') and rows[alg][4].strip().startswith(f'{mean:.3f} [')
+        low, high = (float(v) for v in rows[alg][3].split('[')[1].rstrip('] ').split(','))
+        assert low <= iqm <= high
+    assert rows['rrd-sac'][2].strip() == '3 × 2'
+    assert improvement == {('rrd-sac', 'sac'): ' 1.000 [1.000, 1.000] '}  # every rrd-sac run beats every sac run
+    assert (tmp_path / 'agg.md').read_text() == text
+    assert b'<svg' in (tmp_path / 'agg.svg').read_bytes()[:500]
+
+
+def test_aggregate_normalises_by_reference_runs_or_json(logdir, tmp_path, capsys):
+    reference = runs.find_runs([str(logdir / 'rews' / 'exp' / '*-v2-sac-torch-*')])
+    norms = plot.reference_norms(reference, 0.25)
+    for env in ENVS:
+        curves = [returns_of('sac', env, s) for s in range(3)]
+        assert norms[env] == pytest.approx((np.mean([c[0] for c in curves]), np.mean([c[-2:].mean() for c in curves])))
+    (tmp_path / 'norm.json').write_text(json.dumps({'Hopper-v2': [0, 1000]}))
+    assert plot.parse_norm([str(tmp_path / 'norm.json')]) == {'Hopper-v2': (0.0, 1000.0)}
+    plot.main(['aggregate', str(logdir / 'rews'), '--reference', str(logdir / 'rews' / 'exp' / '*-v2-sac-torch-*'),
+               '--norm', 'Hopper-v2=0,1000', '--group', 'alg', '--reps', '20', '--out', str(tmp_path / 'agg')])
+    out = capsys.readouterr().out
+    assert '| Hopper-v2 | 0.0 | 1000.0 | --norm |' in out and '| Walker2d-v2 |' in out and 'reference runs' in out
+    assert (tmp_path / 'agg.png').read_bytes()[:4] == b'\x89PNG'
+
+
+def test_aggregate_without_rliable_says_how_to_install(logdir, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, 'rliable', None)
+    with pytest.raises(SystemExit, match=r'^error: .*pip install -r requirements-extra.txt$'):
+        plot.main(['aggregate', str(logdir), '--norm', 'Hopper-v2=0,1', 'Walker2d-v2=0,1',
+                   '--out', str(tmp_path / 'a.png')])
+
+
+# ---- proxy ---------------------------------------------------------------------------------------
+def test_proxy_subcommand_hands_over_to_proxy_trace(monkeypatch):
+    calls = []
+    fake = types.ModuleType('tools.proxy_trace')
+    fake.add_arguments = lambda parser: parser.add_argument('--checkpoint')
+    fake.main = calls.append
+    monkeypatch.setitem(sys.modules, 'tools.proxy_trace', fake)
+    monkeypatch.setattr(sys.modules['tools'], 'proxy_trace', fake, raising=False)
+    plot.main(['proxy', '--checkpoint', 'log/models/run'])
+    assert len(calls) == 1 and calls[0].checkpoint == 'log/models/run'
