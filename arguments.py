@@ -7,15 +7,23 @@ then built for that selection, the conditional defaults installed with `set_defa
 the user gives explicitly always wins), and the command line parsed strictly. `--help` is
 answered by the full parser, so it lists every flag of the selected (or default) configuration.
 
-Every bad input ends in `parser.error(...)`: usage plus one message naming the problem, exit
-status 2, no traceback.
+Every bad input ends in `fail(...)`: one line `error: <problem>; <fix>` on stderr, exit status 2,
+no usage block, no traceback, and nothing written yet. Checks that need the env's dimensions are
+in `check_run`, which train.run calls right after building the env, before anything is written.
 """
 import argparse
 import difflib
 import glob
+import importlib.util
 import math
 import os
+import re
+import sys
+import tempfile
 
+from algorithm import BackendError, select_backend
+from algorithm.checkpoint import CheckpointError, check_checkpoint
+from algorithm.replay_buffer.storage import mem_available
 from utils.os_utils import str2bool
 
 ALGS = ('dqn', 'ddpg', 'td3', 'sac', 'ircr', 'rrd')
@@ -41,6 +49,20 @@ def env_is_discrete(env_id, category=None):
     return False
 
 
+def fail(message):
+    """End on a bad input: one line `error: <problem>; <fix>` on stderr and exit status 2."""
+    sys.stderr.write(f'error: {message}\n')
+    sys.exit(2)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose errors are one line: its usage block for this many flags buries the message.
+    argparse's own messages (bad type, bad choice, missing value) get a pointer to --help."""
+
+    def error(self, message):
+        fail(message if '; ' in message else f'{message}; see --help')
+
+
 def _int(text):
     """An int; also accepts integral float spellings like '1e6' (handy for buffer sizes)."""
     try:
@@ -56,6 +78,14 @@ def _int(text):
     return int(value)
 
 
+def _plain_name(text):
+    """A tag names files inside --logdir, so it must not be (or contain) a path."""
+    if text in ('.', '..') or not re.fullmatch(r'[A-Za-z0-9._+=-]*', text):
+        raise argparse.ArgumentTypeError(f'{text!r} is not a plain name; use letters, digits and . _ + = - '
+                                         '(it names files inside --logdir)')
+    return text
+
+
 def _bool_flag(group, name, default, help):
     """A boolean flag: `--flag false`, `--flag=yes`, or bare `--flag` (meaning true)."""
     group.add_argument(name, type=str2bool, nargs='?', const=True, default=default,
@@ -68,14 +98,14 @@ def _unknown_env_message(env_id):
     for name, category in envs_collection.items():
         groups.setdefault(category, []).append(name)
     close = difflib.get_close_matches(env_id, list(envs_collection), n=3)
-    hint = f" (did you mean {' or '.join(close)}?)" if close else ''
-    listing = ''.join(f'\n  {category}: {" ".join(names)}' for category, names in groups.items())
-    return f'unknown --env {env_id!r}{hint}. Supported ids:{listing}'
+    hint = f"did you mean {' or '.join(close)}? " if close else ''
+    listing = ' | '.join(f'{category}: {" ".join(names)}' for category, names in groups.items())
+    return f'unknown --env {env_id!r}; {hint}Supported ids: {listing}'
 
 
 def _selection_parser():
     """The first, permissive pass: only what decides which flags exist."""
-    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser = ArgumentParser(add_help=False, allow_abbrev=False)
     parser.add_argument('--env', type=str, default='Ant-v2')
     parser.add_argument('--alg', type=str, default='rrd', choices=ALGS)
     parser.add_argument('--basis_alg', type=str, default=None, choices=BASIS_ALGS)
@@ -83,20 +113,19 @@ def _selection_parser():
     return parser
 
 
-def _check_suitable(parser, alg, flag, env, discrete):
+def _check_suitable(alg, flag, env, discrete):
     if alg == 'dqn' and not discrete:
-        parser.error(f'{flag} dqn needs a discrete action space, but --env {env} is continuous '
-                     f'(use ddpg, td3 or sac)')
+        fail(f'{flag} dqn needs a discrete action space, but --env {env} is continuous; '
+             f'use ddpg, td3 or sac')
     if alg != 'dqn' and discrete:
-        parser.error(f'{flag} {alg} needs a continuous action space, but --env {env} is '
-                     f'discrete (use dqn)')
+        fail(f'{flag} {alg} needs a continuous action space, but --env {env} is discrete; use dqn')
 
 
 def _build_parser(env, category, discrete, alg, basis_alg, optimizer):
     """The full parser for one selection; conditional defaults go in through `set_defaults`."""
     atari = category == 'atari'
     learner_alg = basis_alg if alg in ('rrd', 'ircr') else alg
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         allow_abbrev=False, formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description='Train RRD, IRCR or a basis algorithm (DQN, DDPG, TD3, SAC).',
         epilog=f'Shown: the flags for --env {env} --alg {alg}'
@@ -105,7 +134,7 @@ def _build_parser(env, category, discrete, alg, basis_alg, optimizer):
                  'algorithm: e.g. `--env Pong --help` lists the Atari and DQN flags.')
 
     group = parser.add_argument_group('common')
-    group.add_argument('--tag', type=str, default='', help='run tag, used in log names')
+    group.add_argument('--tag', type=_plain_name, default='', help='run tag, used in log names')
     group.add_argument('--env', type=str, default='Ant-v2', help='environment id')
     group.add_argument('--env_type', type=str, default='ep_rews', choices=('normal', 'ep_rews'),
                        help='dense rewards, or the episodic reward paid at the last step')
@@ -120,17 +149,47 @@ def _build_parser(env, category, discrete, alg, basis_alg, optimizer):
     try:
         use_pytorch = str2bool(env_pytorch) if env_pytorch else None
     except argparse.ArgumentTypeError:
-        parser.error(f'environment variable USE_PYTORCH={env_pytorch!r} is not a boolean '
-                     f'(accepted: true/false/yes/no/1/0)')
+        fail(f'environment variable USE_PYTORCH={env_pytorch!r} is not a boolean; set it to '
+             f'true/false/yes/no/1/0 or unset it')
     _bool_flag(group, '--use_pytorch', use_pytorch,
                'PyTorch backend (True) or TensorFlow reference (False); unset: the '
                'USE_PYTORCH environment variable, else chosen automatically (None)')
     _bool_flag(group, '--cuda', None,
                'run the PyTorch backend on CUDA; None: when available')
+    group.add_argument('--threads', type=_int, default=0,
+                       help='CPU threads of the backend (torch intra-op, TF intra/inter-op); 0: all cores')
+    _bool_flag(group, '--compile', False,
+               'PyTorch: torch.compile the update (CUDA graphs on CUDA); slower on CPU, see bench/RESULTS.md')
+    _bool_flag(group, '--amp', False, 'PyTorch: bfloat16 autocast of the networks\' forward passes')
     _bool_flag(group, '--save_model', False,
                'save a checkpoint at each epoch end under <logdir>/models/')
     group.add_argument('--load_model', type=str, default=None,
                        help='checkpoint path to start from')
+
+    group = parser.add_argument_group('runs: names, checkpoints, resuming')
+    group.add_argument('--run_name', type=_plain_name, default=None,
+                       help='name of the run and its files (default: <tag>-<env>-<alg>[-<basis_alg>]-'
+                            '<backend>-seed<seed>-<YYYYmmdd-HHMMSS>)')
+    group.add_argument('--resume', nargs='?', const='', default=None, metavar='RUN',
+                       help='continue a run from its latest checkpoint, with its saved flags: RUN is '
+                            'its name or its <logdir>/models/<run> folder; bare --resume picks the '
+                            'newest run in --logdir matching the other flags given')
+    group.add_argument('--save_freq', type=_int, default=1,
+                       help='write a run checkpoint every this many cycles (also at the end and '
+                            'on SIGINT/SIGTERM)')
+    group.add_argument('--keep_checkpoints', type=_int, default=2,
+                       help='run checkpoints kept (the newest)')
+    group.add_argument('--buffer_save_freq', type=_int, default=1,
+                       help='save the replay buffer with every K-th checkpoint (0: never; a resume '
+                            'from a checkpoint without it refills the buffer from scratch). Cost '
+                            'per save, at 1M transitions: ~100 MB on MuJoCo, ~6.7 GB on Atari')
+
+    group = parser.add_argument_group('tracking (needs: pip install -r requirements-extra.txt)')
+    _bool_flag(group, '--track', False,
+               'send the flags and every TensorBoard scalar to Weights & Biases (utils/tracking.py)')
+    group.add_argument('--wandb_project', type=str, default='rrd', help='W&B project of the run')
+    group.add_argument('--wandb_entity', type=str, default=None,
+                       help='W&B team or user; None: your default entity')
 
     group = parser.add_argument_group('training')
     group.add_argument('--epochs', type=_int, default=3, help='number of epochs')
@@ -240,51 +299,123 @@ def _build_parser(env, category, discrete, alg, basis_alg, optimizer):
 _POSITIVE = ('epochs', 'cycles', 'iterations', 'timesteps', 'test_rollouts', 'test_timesteps',
              'buffer_size', 'batch_size', 'train_batches', 'train_target', 'frames', 'eps_decay',
              'pi_delay_freq', 'rrd_batch_size', 'rrd_sample_size', 'alpha_init', 'Adam_eps',
-             'RMSProp_eps', 'rews_scale')
-_NON_NEGATIVE = ('warmup', 'noop', 'pi_lr', 'q_lr', 'alpha_lr', 'r_lr', 'std_act', 'q_reg',
-                 'pi_t_std', 'pi_t_clip')
+             'RMSProp_eps', 'rews_scale', 'save_freq', 'keep_checkpoints')
+_NON_NEGATIVE = ('threads', 'warmup', 'noop', 'pi_lr', 'q_lr', 'alpha_lr', 'r_lr', 'std_act', 'q_reg',
+                 'pi_t_std', 'pi_t_clip', 'buffer_save_freq')
 _UNIT_INTERVAL = ('gamma', 'polyak', 'eps_l', 'eps_r', 'test_eps', 'RMSProp_decay')
 
 
-def _validate(parser, args):
+def _check_logdir(logdir):
+    """--logdir must be a folder this user can write to, or one that can be created. Probed with
+    an unnamed temporary file: permission bits say nothing for root or on read-only mounts."""
+    if os.path.exists(logdir) and not os.path.isdir(logdir):
+        fail(f'--logdir {logdir} is a file; pass a folder (it is created when missing)')
+    existing = os.path.abspath(logdir)
+    while not os.path.isdir(existing):
+        if os.path.exists(existing):
+            fail(f'--logdir {logdir} cannot be created: {existing} is a file; pass another folder')
+        existing = os.path.dirname(existing)
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        fail(f'--logdir {logdir} is not writable (creating a file in {existing}: {error.strerror}); pass a '
+             f'folder you can write to')
+
+
+def _validate(args):
     """Reject values and combinations that would fail (or silently misbehave) later."""
+    if args.track and importlib.util.find_spec('wandb') is None:
+        fail('--track needs wandb, which is not installed; pip install -r requirements-extra.txt')
     for name in _POSITIVE:
         value = getattr(args, name, None)
         if value is not None and not value > 0:
-            parser.error(f'--{name} must be positive, got {value}')
+            fail(f'--{name} must be positive, got {value}; pass a value > 0')
     for name in _NON_NEGATIVE:
         value = getattr(args, name, None)
         if value is not None and not value >= 0:
-            parser.error(f'--{name} must be >= 0, got {value}')
+            fail(f'--{name} must be >= 0, got {value}; pass a value >= 0')
     for name in _UNIT_INTERVAL:
         value = getattr(args, name, None)
         if value is not None and not 0 <= value <= 1:
-            parser.error(f'--{name} must be in [0, 1], got {value}')
+            fail(f'--{name} must be in [0, 1], got {value}; pass a value in [0, 1]')
+    if not 0 <= args.seed < 2**32:
+        fail(f'--seed must be in [0, 2**32 - 1] (the range numpy seeds from), got {args.seed}; pass another seed')
+    if args.test_timesteps > args.buffer_size:
+        fail(f'--buffer_size ({args.buffer_size}) cannot hold one episode of --test_timesteps '
+             f'({args.test_timesteps}) steps; raise --buffer_size or lower --test_timesteps')
     if args.warmup > args.buffer_size:
-        parser.error(f'--warmup ({args.warmup}) must not exceed --buffer_size '
-                     f'({args.buffer_size}): training would never start')
+        fail(f'--warmup ({args.warmup}) must not exceed --buffer_size ({args.buffer_size}): training '
+             f'would never start; lower --warmup or raise --buffer_size')
     if hasattr(args, 'noop') and args.noop < args.frames:
-        parser.error(f'--noop ({args.noop}) must be >= --frames ({args.frames}): the no-op '
-                     f'reset fills the frame stack')
+        fail(f'--noop ({args.noop}) must be >= --frames ({args.frames}): the no-op reset fills the '
+             f'frame stack; raise --noop or lower --frames')
     if args.alg == 'rrd':
         if args.rrd_sample_size > args.rrd_batch_size:
-            parser.error(f'--rrd_sample_size ({args.rrd_sample_size}) must not exceed '
-                         f'--rrd_batch_size ({args.rrd_batch_size})')
+            fail(f'--rrd_sample_size ({args.rrd_sample_size}) must not exceed --rrd_batch_size '
+                 f'({args.rrd_batch_size}); lower --rrd_sample_size or raise --rrd_batch_size')
         if args.rrd_bias_correction and args.rrd_sample_size == 1:
-            parser.error('--rrd_bias_correction needs --rrd_sample_size > 1 (the sample '
-                         'variance of one transition is undefined)')
+            fail('--rrd_bias_correction needs --rrd_sample_size > 1 (the sample variance of one '
+                 'transition is undefined); raise --rrd_sample_size or drop --rrd_bias_correction')
+    try:
+        select_backend(args)
+    except BackendError as error:
+        fail(f'{error}; or pick the other backend with --use_pytorch')
     if args.cuda:
         if args.use_pytorch is False:
-            parser.error('--cuda True needs the PyTorch backend, but --use_pytorch is False')
-        try:
-            import torch
-        except ImportError:
-            parser.error('--cuda True needs PyTorch, which is not installed')
+            fail('--cuda True needs the PyTorch backend, but --use_pytorch is False; drop one of them')
+        import torch
         if not torch.cuda.is_available():
-            parser.error('--cuda True, but CUDA is not available '
-                         '(torch.cuda.is_available() is False)')
+            fail('--cuda True, but CUDA is not available (torch.cuda.is_available() is False); '
+                 'use --cuda False')
     if args.load_model is not None and not glob.glob(glob.escape(args.load_model) + '*'):
-        parser.error(f'--load_model: no checkpoint found at {args.load_model!r}')
+        fail(f'--load_model: no checkpoint found at {args.load_model!r}; check the path')
+    _check_logdir(args.logdir)
+
+
+# Float32 activations per sample of one forward pass: two 256-unit layers on vectors, the Nature
+# conv stack (20x20x32, 9x9x64, 7x7x64, then 512 units) on 84x84 images.
+_ACTIVATIONS = {'vector': 2 * 256, 'image': 20 * 20 * 32 + 9 * 9 * 64 + 7 * 7 * 64 + 512}
+
+
+def buffer_nbytes(args):
+    """A lower bound on the replay buffer's memory: per transition one stored frame (an 84x84
+    uint8 frame on Atari, the float32 observation otherwise), its action, reward and done; the
+    storage adds a few percent of slots and checks the exact figure when it is built."""
+    frame = math.prod(args.obs_dims[:-1]) if args.env_category == 'atari' else 4 * math.prod(args.obs_dims)
+    action = 8 if args.discrete else 4 * math.prod(args.acts_dims)
+    return args.buffer_size * (frame + action + 4 + 1)
+
+
+def update_nbytes(args):
+    """A lower bound on the memory of one update: its transitions in float32 (obs, obs_next,
+    action, reward, done) and the activations of one network over obs and obs_next; RRD adds its
+    reward-regression batch."""
+    activations = _ACTIVATIONS['image' if len(args.obs_dims) == 3 else 'vector']
+    per_transition = 2 * math.prod(args.obs_dims) + math.prod(args.acts_dims) + 2 + 2 * activations
+    transitions = args.batch_size + (args.rrd_batch_size if args.alg == 'rrd' else 0)
+    return 4 * transitions * per_transition
+
+
+def check_run(args):
+    """The checks that need the env's dimensions (train.describe_env), run before anything is
+    written: the replay buffer and one update fit in memory (an absurd --batch_size would otherwise
+    fail only after warmup, in the allocator), and --load_model is a readable checkpoint of this
+    backend that fits the run."""
+    buffer, update, available = buffer_nbytes(args), update_nbytes(args), mem_available()
+    if available is not None and buffer + update > available:
+        batch = f'--batch_size {args.batch_size}' + (f', --rrd_batch_size {args.rrd_batch_size}'
+                                                      if args.alg == 'rrd' else '')
+        larger = '--buffer_size' if buffer >= update else '--batch_size' + (
+            ' or --rrd_batch_size' if args.alg == 'rrd' else '')
+        fail(f'the replay buffer (--buffer_size {args.buffer_size}: {buffer / 2**30:.1f} GiB) and one update '
+             f'({batch}: {update / 2**30:.1f} GiB) need at least {(buffer + update) / 2**30:.1f} GiB, but only '
+             f'{available / 2**30:.1f} GiB are available; use a smaller {larger}')
+    if args.load_model is not None:
+        try:
+            check_checkpoint(args.load_model, args, select_backend(args))
+        except CheckpointError as error:
+            fail(str(error))
 
 
 def get_args(argv=None):
@@ -292,7 +423,7 @@ def get_args(argv=None):
     selection, _ = _selection_parser().parse_known_args(argv)
     category = env_category(selection.env)
     if category is None:
-        _selection_parser().error(_unknown_env_message(selection.env))
+        fail(_unknown_env_message(selection.env))
     discrete = env_is_discrete(selection.env, category)
     basis_alg = None
     if selection.alg in ('rrd', 'ircr'):
@@ -302,14 +433,13 @@ def get_args(argv=None):
                            selection.optimizer)
     args, extra = parser.parse_known_args(argv)
     if extra:
-        parser.error(f'unrecognized arguments: {" ".join(extra)} (not flags of --env '
-                     f'{selection.env} --alg {selection.alg}; see --help with those)')
+        fail(f'unrecognized arguments: {" ".join(extra)} (not flags of --env {selection.env} --alg '
+             f'{selection.alg}); see --help with those')
     if basis_alg is None:
-        _check_suitable(parser, args.alg, '--alg', args.env, discrete)
+        _check_suitable(args.alg, '--alg', args.env, discrete)
     else:
-        _check_suitable(parser, args.basis_alg, f'--alg {args.alg} with --basis_alg', args.env,
-                        discrete)
-    _validate(parser, args)
+        _check_suitable(args.basis_alg, f'--alg {args.alg} with --basis_alg', args.env, discrete)
+    _validate(args)
     args.env_category = category
     args.discrete = discrete
     return args

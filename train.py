@@ -1,18 +1,56 @@
-"""Train an agent: `python train.py --alg=rrd --basis_alg=sac --env=Ant-v2` (see --help)."""
+"""Train an agent: `python train.py --alg=rrd --basis_alg=sac --env=Ant-v2` (see --help).
+
+A run keeps everything it writes to itself (names in utils/os_utils.py), and its folder
+`<logdir>/models/<run>/` holds `config.json` (its flags), `status.json` (progress, read by
+tools/sweep.py) and its checkpoints. Run checkpoints (algorithm/checkpoint.py) are written every
+`--save_freq` cycles, at the end and on SIGINT/SIGTERM; `--resume` continues from the newest:
+    python train.py --resume log/models/<run>        (or --resume <run> [--logdir ...])
+    python train.py --resume --env Hopper-v2 --seed 1  (the newest run matching these flags)
+A resumed run appends to the same text log, CSV (cut back to the checkpoint's rows, so every
+evaluation point appears once), TensorBoard run and npz. On the torch backend, on the same
+machine, it continues exactly as the uninterrupted run would have: same rows, same npz. On TF the
+graph-level random ops (SAC's and TD3's action noise, dropout-free but seeded per graph) restart
+their streams from the graph seed, which cannot be saved: a TF run resumes with the exact
+weights, optimiser slots, counters, buffer and numpy/Python RNGs, and records every evaluation
+point once, but its curve after the resume is another sample of the same training.
+
+Exit status: 0 done (or nothing to resume), 2 bad input, 130 / 143 stopped by SIGINT / SIGTERM
+(checkpoint written, resume command printed), 3 stopped on a non-finite loss (the last good
+checkpoint is kept).
+"""
+import argparse
+import glob
+import json
 import logging
+import math
 import os
 import random
+import shlex
+import shutil
+import signal
 import sys
+import time
 
 import numpy as np
 
 from algorithm import BackendError, create_agent, select_backend
-from algorithm.checkpoint import CheckpointError
+from algorithm.checkpoint import (BUFFER_FOLDER, CheckpointError, agent_path, capture_rngs, load_run_state,
+                                  restore_rngs, run_checkpoints, save_run_checkpoint)
 from algorithm.replay_buffer import create_buffer
-from arguments import get_args
+from arguments import check_run, get_args
 from envs import make_env
 from learner import Learner, Tester
-from utils.os_utils import Logger
+from utils.os_utils import Logger, check_name, write_atomic
+
+CONFIG, STATUS = 'config.json', 'status.json'
+EXIT_BAD_INPUT, EXIT_DIVERGED = 2, 3
+SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
+NOT_FLAGS = ('env_category', 'discrete', 'resume')  # parsed, but derived or per invocation
+NOT_COMPARED = ('resume', 'logdir', 'help')  # may differ between a run and its resume
+
+
+class UsageError(ValueError):
+    """A bad command line found after parsing (exit status 2)."""
 
 
 def set_global_seeds(seed, backend):
@@ -39,52 +77,343 @@ def register_columns(logger, agent, args):
         logger.add_item('charts/' + key)
     if args.discrete:
         logger.add_item('charts/Epsilon')
+    if args.alg == 'rrd':  # learner/diagnostics.py: how well the proxy reward tracks the true one
+        logger.add_item('charts/ProxyCorr')
+        logger.add_item('charts/DecompError')
 
 
 def checkpoint_path(args, logger, epoch):
-    path = os.path.join(args.logdir, 'models', logger.name, f'epoch{epoch}')
+    """Where --save_model puts the agent at the end of `epoch` (a run checkpoint holds more)."""
+    path = os.path.join(logger.run_dir, f'epoch{epoch}')
     return path + '.pt' if args.backend == 'torch' else path
 
 
-def run(args):
+def write_json(path, value):
+    write_atomic(path, lambda file: json.dump(value, file, indent=1))
+
+
+def read_json(path):
+    with open(path) as file:
+        return json.load(file)
+
+
+def resume_command(run_dir):
+    """The command line that continues the run in `run_dir`."""
+    python = os.path.basename(sys.executable)
+    if os.path.realpath(shutil.which(python) or '') != os.path.realpath(sys.executable):
+        python = sys.executable
+    script = os.path.relpath(os.path.abspath(__file__))
+    if script.startswith('..'):
+        script = os.path.abspath(__file__)
+    return shlex.join([python, script, '--resume', run_dir])
+
+
+def write_status(args, run_dir, status, env_steps=0, cycles_done=0):
+    """`<run_dir>/status.json`; epoch and cycle are those running now (the last once finished)."""
+    total_cycles = args.epochs * args.cycles
+    epoch, cycle = divmod(min(cycles_done, total_cycles - 1), args.cycles)
+    write_json(os.path.join(run_dir, STATUS), {
+        'run': os.path.basename(run_dir), 'status': status, 'env_steps': env_steps,
+        'total_env_steps': total_cycles * args.iterations * args.timesteps, 'epoch': epoch, 'cycle': cycle,
+        'updated': time.strftime('%Y-%m-%dT%H:%M:%S%z'), 'resume': resume_command(run_dir)})
+
+
+# ---- stops ------------------------------------------------------------------------------------------
+class StopSignals:
+    """SIGINT and SIGTERM only set a flag, read by the learner between env steps and updates: the
+    current update finishes, a checkpoint is written, and a second Ctrl-C during that save changes
+    nothing (the files are written atomically anyway)."""
+
+    def __init__(self):
+        self.signum, self.learner, self._previous = None, None, {}
+
+    def __enter__(self):
+        for signum in SIGNAL_EXIT:
+            self._previous[signum] = signal.signal(signum, self.handle)
+        return self
+
+    def __exit__(self, *exc):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def handle(self, signum, frame):
+        self.signum = self.signum or signum
+        self.watch(self.learner)
+
+    def watch(self, learner):
+        self.learner = learner
+        if learner is not None and self.signum is not None:
+            learner.stop_requested = True
+
+
+# ---- resuming ---------------------------------------------------------------------------------------
+def given_flags(argv):
+    """Names of the flags on the command line."""
+    return {token[2:].split('=', 1)[0] for token in argv if token.startswith('--')} - set(NOT_COMPARED)
+
+
+def differences(config, args, names):
+    return [f'--{name} {getattr(args, name)!r} (the run has {config.get(name)!r})'
+            for name in sorted(names) if hasattr(args, name) and config.get(name) != getattr(args, name)]
+
+
+def find_run(resume, logdir):
+    """The run folder `--resume RUN` names: the folder itself, or `<logdir>/models/<RUN>`."""
+    if os.path.isfile(os.path.join(resume, CONFIG)):
+        return os.path.normpath(resume)
+    try:
+        name = check_name(resume, '--resume')
+    except ValueError:
+        raise UsageError(f'--resume {resume!r}: no run folder there (a run folder holds {CONFIG}); '
+                         f'give a run name or its <logdir>/models/<run> folder') from None
+    run_dir = os.path.join(logdir, 'models', name)
+    if not os.path.isfile(os.path.join(run_dir, CONFIG)):
+        raise UsageError(f'--resume {name}: no run {name!r} in {logdir}/models; give a run folder, or '
+                         f'--logdir where the run is')
+    return run_dir
+
+
+def newest_matching_run(args, names):
+    """The most recently updated run in `args.logdir` whose flags agree with the given ones."""
+    matches = []
+    for path in glob.glob(os.path.join(glob.escape(args.logdir), 'models', '*', CONFIG)):
+        if not differences(read_json(path), args, names):
+            status = os.path.join(os.path.dirname(path), STATUS)
+            matches.append((os.path.getmtime(status if os.path.exists(status) else path), os.path.dirname(path)))
+    if not matches:
+        given = ' '.join(f'--{name}' for name in sorted(names)) or 'no flags'
+        raise UsageError(f'--resume: no run in {args.logdir}/models matches the flags given ({given}); '
+                         f'name the run (--resume RUN) or start a new one without --resume')
+    return max(matches)[1]
+
+
+def parse_args(argv):
+    """`get_args`, and for `--resume` the resumed run's saved flags; `args.resume` is then the run
+    folder. Flags given with --resume must agree with the saved ones."""
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    pre.add_argument('--resume', nargs='?', const='', default=None)
+    pre.add_argument('--logdir', default='log')
+    known, _ = pre.parse_known_args(argv)
+    if known.resume is None:
+        args = get_args(argv)
+        args.resume = None
+        return args
+    names = given_flags(argv)
+    if known.resume:
+        run_dir = find_run(known.resume, known.logdir)
+        config = read_json(os.path.join(run_dir, CONFIG))
+        selection = [f'--{key}={config[key]}' for key in ('env', 'alg', 'basis_alg', 'optimizer')
+                     if config.get(key) is not None]
+        args = get_args(selection + list(argv))
+        diffs = differences(config, args, names)
+        if diffs:
+            raise UsageError(f'--resume {os.path.basename(run_dir)}: {"; ".join(diffs)}; a resumed run '
+                             f'keeps its flags, so leave these out (or start a new run)')
+    else:
+        args = get_args(argv)
+        run_dir = newest_matching_run(args, names)
+        config = read_json(os.path.join(run_dir, CONFIG))
+    vars(args).update(config)
+    args.logdir = os.path.dirname(os.path.dirname(run_dir)) or '.'
+    args.resume = run_dir
+    return args
+
+
+# ---- a run ------------------------------------------------------------------------------------------
+class Training:
+    """The epoch/cycle loop around the learner and the tester, with checkpoints and status."""
+
+    def __init__(self, args, agent, buffer, logger, learner, tester):
+        self.args, self.agent, self.buffer, self.logger = args, agent, buffer, logger
+        self.learner, self.tester = learner, tester
+        self.run_dir = logger.run_dir
+        self.total_cycles = args.epochs * args.cycles
+        self.cycles_done = 0
+        self.checkpoints_written = 0  # over every segment of the run: paces --buffer_save_freq
+        self.last_checkpoint = None  # (path, cycles_done, env_steps, updates) of the newest one
+
+    # ---- state ----
+    def state(self):
+        return {'cycles_done': self.cycles_done, 'checkpoints_written': self.checkpoints_written,
+                'episodes': self.buffer.ep_counter, 'learner': self.learner.state(),
+                'tester': self.tester.state(), 'logger': self.logger.state(self.learner.env_steps), 'rngs': capture_rngs(self.args.backend)}
+
+    def restore(self, path, state):
+        """Continue from the checkpoint at `path` (whose `state` the logger already took)."""
+        self.agent.load_model(agent_path(path, self.args.backend))
+        if state['buffer'] is not None:
+            self.buffer.load(os.path.join(path, BUFFER_FOLDER), state['buffer'])
+        else:
+            self.buffer.ep_counter = state['episodes']
+            self.logger.print(f'{path} holds no replay buffer (--buffer_save_freq '
+                              f'{self.args.buffer_save_freq}): it refills from scratch, with a new warmup')
+        self.learner.restore(state['learner'])
+        self.tester.restore(state['tester'])
+        self.cycles_done, self.checkpoints_written = state['cycles_done'], state['checkpoints_written']
+        restore_rngs(state['rngs'], self.args.backend)
+        self.last_checkpoint = (path, self.cycles_done, self.learner.env_steps, self.learner.updates)
+        self.save_npz()
+        epoch, cycle = divmod(self.cycles_done, self.args.cycles)
+        self.logger.print(f'resumed from {path} at env step {self.learner.env_steps} '
+                          f'(epoch {epoch}, cycle {cycle})')
+
+    def write_status(self, status):
+        write_status(self.args, self.run_dir, status, self.learner.env_steps, self.cycles_done)
+
+    def save_npz(self):
+        """The npz always holds the evaluation points of the newest checkpoint (or more, at epoch
+        ends); a resume rewrites it from the restored record."""
+        if not self.args.save_rews:
+            return None
+        if self.tester.steps:
+            return self.tester.epoch_summary()
+        if os.path.exists(self.logger.npz_path):
+            os.unlink(self.logger.npz_path)
+        return None
+
+    def checkpoint(self, final=False):
+        """A run checkpoint now, unless the newest one already is at this point."""
+        here = (self.cycles_done, self.learner.env_steps, self.learner.updates)
+        if self.last_checkpoint is not None and self.last_checkpoint[1:] == here:
+            return self.last_checkpoint[0]
+        every = self.args.buffer_save_freq
+        with_buffer = every > 0 and not final and self.checkpoints_written % every == 0
+        state = self.state()
+        path = save_run_checkpoint(self.run_dir, self.agent, state, self.buffer if with_buffer else None,
+                                   keep=self.args.keep_checkpoints)
+        self.checkpoints_written += 1
+        self.last_checkpoint = (path, *here)
+        self.save_npz()
+        return path
+
+    # ---- the loop ----
+    def nonfinite_loss(self, row):
+        return next((key for key, value in row.items() if key.startswith('losses/')
+                     and isinstance(value, float) and not math.isfinite(value)), None)
+
+    def end_cycle(self):
+        """Test, log the cycle's row; False if a loss diverged."""
+        learner, steps = self.learner, self.learner.env_steps
+        self.tester.cycle_summary(steps)
+        epoch, cycle = divmod(self.cycles_done, self.args.cycles)
+        self.logger.add_dict({'Epoch': epoch, 'Cycle': cycle, 'Episodes': self.buffer.ep_counter, 'Steps': steps})
+        self.logger.add_timing(steps, (self.cycles_done + 1) / self.total_cycles, trained=learner.warm)
+        row = self.logger.tabular(steps)
+        loss = self.nonfinite_loss(row)
+        if loss is not None:
+            kept = self.last_checkpoint[0] if self.last_checkpoint else 'none was written'
+            self.logger.print(f'error: {loss} is {row[loss]} at env step {steps} (update {learner.updates}); '
+                              f'training diverged and stopped; the last good checkpoint is kept ({kept})',
+                              file=sys.stderr)
+            return False
+        self.cycles_done += 1
+        if self.cycles_done % self.args.cycles == 0:
+            npz = self.tester.epoch_summary()
+            if npz:
+                self.logger.print(f'saved test returns to {npz}')
+            if self.args.save_model:
+                path = checkpoint_path(self.args, self.logger, epoch)
+                self.agent.save_model(path)
+                self.logger.print(f'saved checkpoint to {path}')
+        return True
+
+    def train(self, stop):
+        """Run the remaining cycles; returns the exit status."""
+        self.write_status('running')
+        stop.watch(self.learner)
+        while self.cycles_done < self.total_cycles:
+            if not self.learner.cycle():
+                break
+            if not self.end_cycle():
+                self.write_status('diverged')
+                return EXIT_DIVERGED
+            if self.learner.stop_requested or self.cycles_done % self.args.save_freq == 0:
+                self.checkpoint(final=self.cycles_done == self.total_cycles)
+            self.write_status('running')
+            if self.learner.stop_requested:
+                break
+        if self.cycles_done < self.total_cycles:
+            self.checkpoint()
+            self.write_status('interrupted')
+            name = signal.Signals(stop.signum).name
+            self.logger.print(f'stopped by {name} at env step {self.learner.env_steps}; resume with: '
+                              f'{resume_command(self.run_dir)}')
+            return SIGNAL_EXIT[stop.signum]
+        self.checkpoint(final=True)
+        self.write_status('finished')
+        return 0
+
+
+def run(args, stop=None):
+    """Train (or resume, `args.resume`) the run `args` describes; returns (exit status, tester)."""
+    stop = stop or StopSignals()
+    flags = {key: value for key, value in vars(args).items() if key not in NOT_FLAGS}
     env, test_env = make_env(args), make_env(args)
     describe_env(args, env)
-    set_global_seeds(args.seed, select_backend(args))
+    check_run(args)
+    args.backend = select_backend(args)
+    set_global_seeds(args.seed, args.backend)
     agent = create_agent(args)
-    if args.load_model:
+    if args.load_model and args.resume is None:
         agent.load_model(args.load_model)
     buffer = create_buffer(args)
-    with Logger(args) as logger:
-        logger.print(f'env: {args.env} ({args.env_type})  alg: {args.alg}'
+    checkpoint = state = logger_state = None
+    if args.resume is not None:
+        for stale in glob.glob(os.path.join(glob.escape(args.resume), '.tmp-ckpt-*')):
+            shutil.rmtree(stale, ignore_errors=True)  # a checkpoint write that was killed
+        checkpoints = run_checkpoints(args.resume)
+        if checkpoints:
+            checkpoint = checkpoints[-1]
+            state = load_run_state(checkpoint)
+            logger_state = state['logger']
+        else:  # killed before its first checkpoint: start over under the same name
+            logger_state = {'rows': 0, 'records': {}, 'step': -1, 'timer': None}
+    name = os.path.basename(args.resume) if args.resume is not None else None
+    if name is None and args.run_name and os.path.exists(os.path.join(args.logdir, 'models', args.run_name)):
+        raise UsageError(f'--run_name {args.run_name}: that run exists in {args.logdir}; continue it with '
+                         f'--resume {args.run_name}, or choose another --run_name')
+    with Logger(args, name=name, resume=logger_state) as logger:
+        if args.resume is None:
+            write_json(os.path.join(logger.run_dir, CONFIG),
+                       dict(flags, run_name=logger.name, use_pytorch=args.backend == 'torch'))
+            write_status(args, logger.run_dir, 'running')
+        logger.print(f'env: {args.env} ({args.env_category})  alg: {args.alg}'
                      + (f' over {args.basis_alg}' if args.alg in ('rrd', 'ircr') else ''))
         register_columns(logger, agent, args)
         learner, tester = Learner(args, env, agent, buffer, logger), Tester(args, test_env, agent, logger)
-        total_cycles = args.epochs * args.cycles
-        for epoch in range(args.epochs):
-            for cycle in range(args.cycles):
-                learner.cycle()
-                steps = learner.env_steps
-                tester.cycle_summary(steps)
-                logger.add_dict({'Epoch': epoch, 'Cycle': cycle, 'Episodes': buffer.ep_counter, 'Steps': steps})
-                logger.add_timing(steps, (epoch * args.cycles + cycle + 1) / total_cycles)
-                logger.tabular(steps)
-            npz = tester.epoch_summary()
-            if npz:
-                logger.print(f'saved test returns to {npz}')
-            if args.save_model:
-                path = checkpoint_path(args, logger, epoch)
-                agent.save_model(path)
-                logger.print(f'saved checkpoint to {path}')
-    return tester
+        training = Training(args, agent, buffer, logger, learner, tester)
+        if checkpoint is not None:
+            training.restore(checkpoint, state)
+        try:
+            status = training.train(stop)
+        except BaseException:
+            training.write_status('failed')
+            raise
+    return status, tester
 
 
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, format='%(message)s')
-    args = get_args(argv)
-    try:
-        return run(args)
-    except (ValueError, MemoryError, CheckpointError, BackendError) as error:
-        sys.exit(f'error: {error}')
+    argv = sys.argv[1:] if argv is None else list(argv)
+    with StopSignals() as stop:
+        try:
+            args = parse_args(argv)
+            if args.resume is not None:
+                status = read_json(os.path.join(args.resume, STATUS)) \
+                    if os.path.exists(os.path.join(args.resume, STATUS)) else {}
+                if status.get('status') == 'finished':
+                    print(f'run {os.path.basename(args.resume)} is finished ({status["env_steps"]} env steps); '
+                          f'nothing to resume')
+                    return None
+            status, tester = run(args, stop)
+        except UsageError as error:
+            sys.stderr.write(f'error: {error}\n')
+            sys.exit(EXIT_BAD_INPUT)
+        except (ValueError, MemoryError, CheckpointError, BackendError) as error:
+            sys.exit(f'error: {error}')
+    if status:
+        sys.exit(status)
+    return tester
 
 
 if __name__ == '__main__':

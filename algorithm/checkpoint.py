@@ -1,10 +1,28 @@
-"""Backend-free checkpoint helpers: metadata checks and atomic writes shared by both backends."""
+"""Backend-free checkpoint helpers: reading, metadata checks and atomic writes shared by both backends.
+
+Also the run checkpoints `train.py --resume` continues from (agent, replay buffer, every RNG,
+learner, tester and logger state): `save_run_checkpoint`, `run_checkpoints`, `load_run_state`.
+
+torch is imported only inside `load_torch_payload` and the torch RNG helpers, so the TF path
+stays free of it.
+"""
 import contextlib
+import json
 import os
+import pickle
+import random
+import re
 import shutil
+import signal
 import tempfile
+import warnings
+import zipfile
+
+import numpy as np
 
 FORMAT_VERSION = 1
+META_FILE = 'meta.json'  # a TF checkpoint is a directory: this metadata beside tf.train.Saver's files
+CHECKPOINT_PREFIX = 'model'
 
 
 class CheckpointError(ValueError):
@@ -36,6 +54,67 @@ def check_meta(saved, expected, path):
                               'pass the flags it was trained with or pick another checkpoint')
 
 
+def first_line(error):
+    """The first line of an exception's message (its type name when the message is empty), for
+    one-line errors."""
+    lines = str(error).strip().splitlines()
+    return lines[0][:200] if lines else type(error).__name__
+
+
+def read_tf_meta(path):
+    """The metadata of the TF checkpoint directory `path`, after checking that its files are there."""
+    if not os.path.isdir(path):
+        hint = (': that is a file (torch checkpoints are files, TF ones directories); load it with '
+                '--use_pytorch True') if os.path.isfile(path) else '; check the --load_model path'
+        raise CheckpointError(f'no TF checkpoint directory at {path}{hint}')
+    try:
+        with open(os.path.join(path, META_FILE)) as file:
+            meta = json.load(file)
+    except (OSError, ValueError) as error:
+        raise CheckpointError(f'{path} has no readable {META_FILE} ({type(error).__name__}); it was not written '
+                              'by this repo\'s save_model or is corrupt: pick another checkpoint') from None
+    if not os.path.isfile(os.path.join(path, CHECKPOINT_PREFIX + '.index')):
+        raise CheckpointError(f'{path} lacks {CHECKPOINT_PREFIX}.index: the TF checkpoint is corrupt or '
+                              'incomplete; pick another checkpoint')
+    return meta
+
+
+def load_torch_payload(path, map_location='cpu'):
+    """The dict a torch `save_model` wrote to `path`.
+
+    torch.save writes a zip archive, so an empty file, random bytes or a bare pickle is rejected
+    before torch reads it, and torch's own messages (which for foreign files suggest
+    weights_only=False, i.e. running code from the file) never reach the user.
+    """
+    if os.path.isdir(path):
+        raise CheckpointError(f'{path} is a directory, not a torch checkpoint file (TF checkpoints are '
+                              'directories); load it with --use_pytorch False')
+    if not os.path.isfile(path):
+        raise CheckpointError(f'no checkpoint file at {path}; check the --load_model path')
+    if not zipfile.is_zipfile(path):
+        what = 'an empty file' if os.path.getsize(path) == 0 else 'not the zip archive torch.save writes'
+        raise CheckpointError(f'{path} is not a readable torch checkpoint ({what}); it is corrupt or from '
+                              'another tool: pick another checkpoint')
+    import torch
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')  # torch warns about the pickle protocol of foreign files
+            payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # torch raises several types for damaged or foreign archives
+        raise CheckpointError(f'{path} is not a readable torch checkpoint ({type(error).__name__}); it is '
+                              'corrupt or holds more than tensors: pick another checkpoint') from None
+    if not isinstance(payload, dict) or 'meta' not in payload or 'state' not in payload:
+        raise CheckpointError(f'{path} was not written by this repo\'s save_model; pick a checkpoint it wrote')
+    return payload
+
+
+def check_checkpoint(path, args, backend):
+    """Read `path` as a checkpoint of `backend` (without restoring it) and check that it fits the
+    run, so a bad --load_model fails before the run writes anything."""
+    meta = read_tf_meta(path) if backend == 'tf' else load_torch_payload(path)['meta']
+    check_meta(meta, checkpoint_meta(args, backend), path)
+
+
 @contextlib.contextmanager
 def atomic_write(path):
     """Yield a temporary path next to `path`; move it into place only if the block succeeds.
@@ -60,3 +139,86 @@ def atomic_write(path):
             os.replace(tmp_path, path)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+# ---- run checkpoints: everything a killed run needs to continue (train.py --resume) ----------------
+STATE_FILE = 'state.pkl'
+BUFFER_FOLDER = 'buffer'
+_RUN_CHECKPOINT = re.compile(r'^step(\d+)-update(\d+)$')
+# Test hook: kill the process (SIGKILL) inside the N-th checkpoint write of this process, after the
+# agent and the buffer are written and before the state file, so tests can kill a run mid-save.
+KILL_IN_CHECKPOINT = 'RRD_TEST_KILL_IN_CHECKPOINT'
+
+
+def capture_rngs(backend):
+    """Python, numpy (global: exploration, buffer sampling) and torch (CPU, CUDA) RNG states, as
+    plain Python/numpy objects. TF's graph-level random ops keep state inside the session that
+    cannot be read back: a TF run resumes with those streams restarted from their seeds."""
+    state = {'python': random.getstate(), 'numpy': np.random.get_state()}
+    if backend == 'torch':
+        import torch
+        state['torch'] = torch.get_rng_state().numpy()
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state['torch_cuda'] = [s.numpy() for s in torch.cuda.get_rng_state_all()]
+    return state
+
+
+def restore_rngs(state, backend):
+    random.setstate(state['python'])
+    np.random.set_state(state['numpy'])
+    if backend == 'torch':
+        import torch
+        torch.set_rng_state(torch.from_numpy(state['torch']))
+        if 'torch_cuda' in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([torch.from_numpy(s) for s in state['torch_cuda']])
+
+
+def agent_path(folder, backend):
+    """Where a run checkpoint keeps the agent: a torch file, or a TF checkpoint directory."""
+    return os.path.join(folder, 'agent.pt' if backend == 'torch' else 'agent')
+
+
+def run_checkpoints(run_dir):
+    """Complete run checkpoints in `run_dir`, oldest first (a checkpoint being written sits in a
+    hidden temporary folder until it is complete)."""
+    found = []
+    for name in os.listdir(run_dir) if os.path.isdir(run_dir) else ():
+        match = _RUN_CHECKPOINT.match(name)
+        if match and os.path.isfile(os.path.join(run_dir, name, STATE_FILE)):
+            found.append(((int(match[1]), int(match[2])), os.path.join(run_dir, name)))
+    return [path for _, path in sorted(found)]
+
+
+_writes = 0
+
+
+def save_run_checkpoint(run_dir, agent, state, buffer=None, keep=2):
+    """Write `state` (picklable), the agent (`save_model`) and, when given, the replay buffer as
+    `run_dir/step<env steps>-update<updates>/`, atomically (the folder appears complete or not at
+    all, the state file written last); then delete all but the newest `keep` checkpoints."""
+    global _writes
+    _writes += 1
+    path = os.path.join(run_dir, f'step{state["learner"]["env_steps"]}-update{state["learner"]["updates"]}')
+    with atomic_write(path) as tmp:
+        os.makedirs(tmp)
+        agent.save_model(agent_path(tmp, agent.args.backend))
+        state = dict(state, buffer=buffer.save(os.path.join(tmp, BUFFER_FOLDER)) if buffer is not None else None)
+        if os.environ.get(KILL_IN_CHECKPOINT) == str(_writes):
+            os.kill(os.getpid(), signal.SIGKILL)
+        with open(os.path.join(tmp, STATE_FILE), 'wb') as file:
+            pickle.dump(state, file, protocol=pickle.HIGHEST_PROTOCOL)
+            file.flush()
+            os.fsync(file.fileno())
+    for old in run_checkpoints(run_dir)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return path
+
+
+def load_run_state(path):
+    """The state a run checkpoint holds (see `save_run_checkpoint`)."""
+    try:
+        with open(os.path.join(path, STATE_FILE), 'rb') as file:
+            return pickle.load(file)
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError) as error:
+        raise CheckpointError(f'{path} is not a readable run checkpoint ({type(error).__name__}); '
+                              f'delete it to resume from the one before') from None

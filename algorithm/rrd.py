@@ -1,4 +1,4 @@
-"""Randomized Return Decomposition in TensorFlow (twin of rrd_torch.py); SPEC section 7.
+"""Randomized Return Decomposition in TensorFlow (twin of rrd_torch.py); docs/algorithms.md section 7.
 
 `RRD(basis_cls)` returns the basis agent class extended with a proxy reward network. The
 reward-net update joins the critic step (`q_losses`, so it runs in `train` and TD3's
@@ -86,6 +86,16 @@ class RRDMixin:
             info['R_var'] = tf.reduce_mean(r_var)
             r_loss = r_loss - tf.reduce_mean(r_var * batch['rrd_var_coef'] / samples)
         return rews, [(r_loss, self.r_optimizer, get_vars('reward_net'))], info
+
+    def create_operators(self):
+        super().create_operators()
+        self.proxy_reward_op = self.reward_net(self.preprocess_obs(self.inputs['obs']), self.inputs['acts'],
+                                               self.preprocess_obs(self.inputs['obs_next']))[:, 0]
+
+    def proxy_reward(self, obs, acts, obs_next):
+        """r_theta(s, a, s') as a float array [T], for diagnostics: the critic's reward input,
+        from arrays shaped and typed as the buffer samples them."""
+        return self.sess.run(self.proxy_reward_op, self.feed_dict({'obs': obs, 'acts': acts, 'obs_next': obs_next}))
 
     def q_losses(self, batch):
         rews, r_updates, r_info = self.reward_losses(batch)

@@ -1,4 +1,4 @@
-"""Randomized Return Decomposition in PyTorch (twin of rrd.py); SPEC section 7.
+"""Randomized Return Decomposition in PyTorch (twin of rrd.py); docs/algorithms.md section 7.
 
 `RRD(basis_cls)` returns the basis agent class extended with a proxy reward network. The
 reward-net update joins the critic step (`q_losses`, so it runs in `train` and TD3's
@@ -73,6 +73,15 @@ class RRDMixin:
             info['R_var'] = r_var.mean().detach()
             r_loss = r_loss - (r_var * batch['rrd_var_coef'] / samples).mean()
         return rews, [(r_loss, self.r_optimizer)], info
+
+    def proxy_reward(self, obs, acts, obs_next):
+        """r_theta(s, a, s') as a float array [T], for diagnostics: the critic's reward input,
+        from arrays shaped and typed as the buffer samples them."""
+        batch = self.to_tensors({'obs': obs, 'acts': acts, 'obs_next': obs_next})
+        with torch.no_grad():
+            rews = self.reward_net(self.preprocess_obs(batch['obs']), batch['acts'],
+                                   self.preprocess_obs(batch['obs_next']))
+        return rews[:, 0].cpu().numpy()
 
     def q_losses(self, batch):
         rews, r_updates, r_info = self.reward_losses(batch)

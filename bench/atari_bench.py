@@ -1,4 +1,4 @@
-"""Atari learner throughput: env steps per second with DQN updates, PyTorch vs TensorFlow.
+"""Atari learner throughput: env steps per second with DQN (or RRD-DQN) updates, PyTorch vs TensorFlow.
 
 The real learner loop (`learner.Learner.iterate`) on a real game: `--timesteps` (100) exploring
 env steps, then `--train_batches` (25) DQN updates of batch 32, i.e. one update per 4 env steps,
@@ -7,7 +7,7 @@ filled past `--warmup` with random actions (untimed), then timed in alternating 
 `--round` iterations, so load from other processes on the machine hits both alike.
 Prints steps/s per backend and where the time goes (env + acting vs sampling + updates).
 
-    OMP_NUM_THREADS=1 python bench/atari_bench.py [--iterations 30] [--backends torch tf] [--threads 1]
+    OMP_NUM_THREADS=1 python bench/atari_bench.py [--alg dqn|rrd] [--iterations 30] [--backends torch tf] [--threads 1]
 """
 import argparse
 import os
@@ -29,9 +29,10 @@ class NullLogger:
 
 
 class TimedLearner:
-    """The learner of one backend, with the env-step and update phases timed apart."""
+    """The learner of one backend (built from CLI flags `argv`), with the env-step and update
+    phases timed apart."""
 
-    def __init__(self, backend, options):
+    def __init__(self, backend, argv, threads):
         from algorithm import create_agent
         from algorithm.replay_buffer import create_buffer
         from arguments import get_args
@@ -39,16 +40,14 @@ class TimedLearner:
         from learner import Learner
         from train import describe_env
 
-        args = get_args([f'--env={options.game}', '--alg=dqn', f'--use_pytorch={backend == "torch"}',
-                         '--cuda=False', '--timesteps=100', '--train_batches=25', '--batch_size=32',
-                         f'--warmup={options.warmup}', f'--buffer_size={options.buffer_size}', '--seed=0'])
+        args = get_args(argv + [f'--use_pytorch={backend == "torch"}', '--cuda=False', '--seed=0',
+                                f'--threads={threads}'])
         env = make_env(args)
         describe_env(args, env)
         np.random.seed(0)
         if backend == 'torch':
             import torch
             torch.manual_seed(0)
-            torch.set_num_threads(options.threads)
         self.backend, self.args = backend, args
         self.learner = Learner(args, env, create_agent(args), create_buffer(args), NullLogger())
         self.env_time = self.train_time = 0.0
@@ -82,39 +81,49 @@ class TimedLearner:
                 f'({self.steps} steps, {self.updates} updates, {total:.1f} s)')
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--game', default='Pong')
-    parser.add_argument('--backends', nargs='+', default=['torch', 'tf'], choices=('torch', 'tf'))
-    parser.add_argument('--iterations', type=int, default=30, help='timed iterations per backend')
-    parser.add_argument('--round', type=int, default=5, help='iterations per alternating round')
-    parser.add_argument('--warmup', type=int, default=1000, help='random steps stored before timing')
-    parser.add_argument('--buffer_size', type=int, default=20000)
-    parser.add_argument('--threads', type=int, default=1, help='intra-op threads of each backend')
-    options = parser.parse_args()
-    # TF reads these when its first session starts; torch takes set_num_threads.
-    os.environ['TF_NUM_INTRAOP_THREADS'] = str(options.threads)
-    os.environ['TF_NUM_INTEROP_THREADS'] = str(options.threads)
-    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+def atari_argv(game, alg, warmup, buffer_size):
+    """DQN (or RRD-DQN) on an Atari game with one update per 4 env steps, as the Atari defaults."""
+    return [f'--env={game}', f'--alg={alg}', '--timesteps=100', '--train_batches=25', '--batch_size=32',
+            f'--warmup={warmup}', f'--buffer_size={buffer_size}']
 
-    runs = []
-    for backend in options.backends:
-        try:
-            runs.append(TimedLearner(backend, options))
-        except Exception as error:  # e.g. the backend is not installed
-            print(f'{backend}: skipped ({type(error).__name__}: {error})')
+
+def race(runs, iterations, round_size):
+    """Warm every run up, then time them in alternating rounds of `round_size` iterations."""
     for run in runs:
         run.warm_up()
         run.iterate(1)  # untimed: first-call overheads (graph building, allocator warm-up)
         run.env_time = run.train_time = 0.0
         run.steps = run.updates = 0
     done = 0
-    while done < options.iterations:
-        count = min(options.round, options.iterations - done)
+    while done < iterations:
+        count = min(round_size, iterations - done)
         for run in runs:
             run.iterate(count)
         done += count
-    print(f'{options.game}: DQN learner, timesteps 100 + 25 updates of batch 32 per iteration '
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--game', default='Pong')
+    parser.add_argument('--alg', default='dqn', choices=('dqn', 'rrd'))
+    parser.add_argument('--backends', nargs='+', default=['torch', 'tf'], choices=('torch', 'tf'))
+    parser.add_argument('--iterations', type=int, default=30, help='timed iterations per backend')
+    parser.add_argument('--round', type=int, default=5, help='iterations per alternating round')
+    parser.add_argument('--warmup', type=int, default=1000, help='random steps stored before timing')
+    parser.add_argument('--buffer_size', type=int, default=20000)
+    parser.add_argument('--threads', type=int, default=1, help='threads of each backend')
+    options = parser.parse_args()
+    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+    runs = []
+    for backend in options.backends:
+        try:
+            runs.append(TimedLearner(backend, atari_argv(options.game, options.alg, options.warmup,
+                                                         options.buffer_size), options.threads))
+        except Exception as error:  # e.g. the backend is not installed
+            print(f'{backend}: skipped ({type(error).__name__}: {error})')
+    race(runs, options.iterations, options.round)
+    print(f'{options.game}: {options.alg.upper()} learner, timesteps 100 + 25 updates of batch 32 per iteration '
           f'(1 update per 4 env steps), {options.threads} thread(s) per backend, '
           f'{os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.2f}')
     for run in runs:

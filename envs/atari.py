@@ -1,4 +1,4 @@
-"""Atari 2600 games through ale-py, preprocessed as in SPEC section 2.
+"""Atari 2600 games through ale-py, preprocessed as in docs/algorithms.md section 2.
 
 Frame skip 4 is done by the emulator wrapper (rewards summed over the 4 frames); the frame
 kept is the last one, without max-pooling over the last two. Episodes are whole games (no

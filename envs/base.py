@@ -3,7 +3,16 @@
 Subclasses implement `_reset(seed) -> obs` and `_step(action) -> (obs, dense_reward,
 terminated)`; this class turns that into the interface of docs/design.md, so the episodic
 reward (`--env_type ep_rews`) is defined once for all categories.
+
+Checkpoints (`state` / `restore`): an env is resumed by replay rather than by copying simulator
+internals. `state` holds the env's RNG now and as it was just before the running episode's
+reset; `restore` resets again from that RNG state and replays the episode's actions, which
+rebuilds the simulator exactly (MuJoCo, the classic tasks and ALE without sticky actions are
+deterministic given the reset draws and the actions), including solver warm starts a copy of
+qpos/qvel would miss. ALE's internal RNG (sticky actions) is not restored.
 """
+import copy
+
 import gymnasium
 import numpy as np
 
@@ -16,10 +25,36 @@ class BaseEnv:
         self.env_type = args.env_type
         self.max_steps = args.test_timesteps
         self.steps, self.rews = 0, 0.0
+        self._reset_from = (None, None)  # (seed, RNG state) of the running episode's reset
 
     def reset(self, seed=None):
+        self._reset_from = (seed, self.rng_state())
         self.steps, self.rews = 0, 0.0
         return self._reset(seed)
+
+    # ---- checkpoints ------------------------------------------------------------------------------
+    def rng_state(self):
+        """A copy of the env's RNG state, or None before it has one (the first seeded reset)."""
+        return None
+
+    def set_rng_state(self, state):
+        pass
+
+    def state(self):
+        return {'reset_from': self._reset_from, 'rng': self.rng_state()}
+
+    def restore(self, state, actions=None):
+        """Restore `state`; with `actions` (those taken since the reset), rebuild the running
+        episode by replaying them and return its current observation."""
+        obs = None
+        if actions is not None:
+            seed, rng = state['reset_from']
+            self.set_rng_state(rng)
+            obs = self.reset(seed)
+            for action in actions:
+                obs = self.step(action)[0]
+        self.set_rng_state(state['rng'])
+        return obs
 
     def step(self, action):
         """As gymnasium: `truncated` marks the time cap and, as in gymnasium's TimeLimit, is set
@@ -65,6 +100,14 @@ class GymEnv(BaseEnv):
             assert np.allclose(space.low, -space.high), (env_id, space)
             self.act_bound = space.high
             self.acts_dims = list(space.shape)
+
+    def rng_state(self):
+        rng = self.env._np_random  # the `np_random` property would create one
+        return None if rng is None else copy.deepcopy(rng.bit_generator.state)
+
+    def set_rng_state(self, state):
+        if state is not None:
+            self.env.np_random.bit_generator.state = copy.deepcopy(state)
 
     def _reset(self, seed):
         obs, _ = self.env.reset(seed=seed)

@@ -1,4 +1,4 @@
-"""The training loop of SPEC section 10, shared by every env category and both backends."""
+"""The training loop of docs/algorithms.md section 10, shared by every env category and both backends."""
 import numpy as np
 
 
@@ -29,13 +29,18 @@ class Episode:
 class Learner:
     """A cycle = `iterations` x (`timesteps` exploring env steps, then, once the buffer holds
     `warmup` steps, one normaliser update and `train_batches` updates). Env state carries over
-    between iterations and cycles; target updates count updates across the whole run."""
+    between iterations and cycles; target updates count updates across the whole run.
+
+    `stop_requested` (set by a signal handler) ends a cycle early, after the current env step or
+    update; the position inside the cycle is kept, so `cycle()` later continues it exactly."""
 
     def __init__(self, args, env, agent, buffer, logger):
         self.args, self.env, self.agent, self.buffer, self.logger = args, env, agent, buffer, logger
         self.episode = Episode(env.reset(seed=args.seed))
         self.updates = 0
         self.env_steps = 0  # exploring env steps taken, including those of the running episode
+        self.iteration = self.iteration_steps = self.iteration_updates = 0  # position in the cycle
+        self.stop_requested = False
         basis = args.basis_alg if args.alg in ('rrd', 'ircr') else args.alg
         self.split_updates = basis == 'td3'  # critics every update, the policy every pi_delay_freq
 
@@ -84,17 +89,52 @@ class Learner:
             self.agent.target_update()
 
     def iterate(self):
-        for _ in range(self.args.timesteps):
+        """The rest of the current iteration; False when stopped early."""
+        while self.iteration_steps < self.args.timesteps:
             self.env_step()
+            self.iteration_steps += 1
+            if self.stop_requested:
+                return False
         if not self.warm:
-            return
-        if self.args.obs_normalization:
+            return True
+        if self.iteration_updates == 0 and self.args.obs_normalization:
             self.agent.normalizer_update(self.buffer.sample_batch())
-        for _ in range(self.args.train_batches):
+        while self.iteration_updates < self.args.train_batches:
             self.train_step()
+            self.iteration_updates += 1
+            if self.stop_requested:
+                return False
+        return True
 
     def cycle(self):
-        for _ in range(self.args.iterations):
-            self.iterate()
+        """The rest of the current cycle; False when stopped early (`stop_requested`)."""
+        while self.iteration < self.args.iterations:
+            if not self.iterate():
+                return False
+            self.iteration += 1
+            self.iteration_steps = self.iteration_updates = 0
+        self.iteration = 0
         if self.args.discrete:
             self.logger.add_record('charts/Epsilon', self.epsilon() if self.warm else 1.0)
+        return True
+
+    # ---- checkpoints ------------------------------------------------------------------------------
+    def state(self):
+        """Counters, the position in the cycle, the running episode and the env (epsilon follows
+        from `env_steps`)."""
+        return {'updates': self.updates, 'env_steps': self.env_steps,
+                'position': (self.iteration, self.iteration_steps, self.iteration_updates),
+                'episode': vars(self.episode), 'env': self.env.state()}
+
+    def restore(self, state):
+        """Restore `state`; the env replays the running episode (see envs/base.py) and must end
+        where the saved episode did."""
+        self.updates, self.env_steps = state['updates'], state['env_steps']
+        self.iteration, self.iteration_steps, self.iteration_updates = state['position']
+        self.episode = Episode(None)
+        vars(self.episode).update(state['episode'])
+        obs = self.env.restore(state['env'], self.episode.acts)
+        if not np.array_equal(obs, self.episode.obs[-1]):
+            self.logger.print('warning: replaying the running episode did not reproduce its last '
+                              'observation; the resumed run continues from the replayed state')
+            self.episode.obs[-1] = obs

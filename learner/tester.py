@@ -1,6 +1,7 @@
-"""Evaluation of SPEC section 10: deterministic episodes on an env instance of their own."""
+"""Evaluation of docs/algorithms.md section 10: deterministic episodes on an env instance of their own."""
 import numpy as np
 
+from learner.diagnostics import ProxyDiagnostics
 from learner.learner import random_action
 
 
@@ -9,6 +10,7 @@ class Tester:
         self.args, self.env, self.agent, self.logger = args, env, agent, logger
         self.seed = args.seed + 1  # first reset only; later episodes continue the env's RNG
         self.steps, self.returns, self.stds = [], [], []
+        self.diagnostics = ProxyDiagnostics(agent) if args.alg == 'rrd' else None
 
     def act(self, obs):
         """The greedy action, except with probability test_eps on discrete envs."""
@@ -22,8 +24,12 @@ class Tester:
         while not done:
             action, info = self.act(obs)
             self.logger.add_dict(info, prefix='charts/')
-            obs, _, terminated, truncated, _ = self.env.step(action)
-            done = terminated or truncated
+            obs_next, _, terminated, truncated, step_info = self.env.step(action)
+            if self.diagnostics:
+                self.diagnostics.add(obs, action, obs_next, step_info['dense_reward'])
+            obs, done = obs_next, terminated or truncated
+        if self.diagnostics:
+            self.diagnostics.end_episode()
         return self.env.env_info
 
     def cycle_summary(self, env_steps):
@@ -35,6 +41,18 @@ class Tester:
         self.steps.append(env_steps)
         self.returns.append(returns.mean())
         self.stds.append(returns.std())
+        if self.diagnostics:
+            self.logger.add_dict(self.diagnostics.summary(), prefix='charts/')
+
+    def state(self):
+        """The record so far and the test env's RNG (tests run whole episodes: nothing is running)."""
+        return {'steps': list(self.steps), 'returns': list(self.returns), 'stds': list(self.stds),
+                'seed': self.seed, 'env': self.env.state()}
+
+    def restore(self, state):
+        self.steps, self.returns, self.stds = list(state['steps']), list(state['returns']), list(state['stds'])
+        self.seed = state['seed']
+        self.env.restore(state['env'])
 
     def epoch_summary(self):
         if self.args.save_rews:

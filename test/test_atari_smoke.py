@@ -59,7 +59,8 @@ def test_smoke(tmp_path, alg, env, backend):
         assert 1 <= tester.returns[0] <= 200  # +1 per step, at most the cap
     else:
         assert -21 <= tester.returns[0] <= 21
-    npz = np.load(tmp_path / 'rews' / f'smoke-{alg}' / f'{env}.npz')
+    (npz,) = glob.glob(str(tmp_path / 'rews' / f'smoke-{alg}' / '*' / f'{env}.npz'))
+    npz = np.load(npz)
     assert npz['steps'].tolist() == [steps] and npz['rewards'].tolist() == pytest.approx(tester.returns)
 
     (csv_path,) = glob.glob(str(tmp_path / 'csv' / '*.csv'))

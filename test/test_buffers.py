@@ -1,4 +1,4 @@
-"""Replay buffer semantics (SPEC sections 7-9): alignment, RRD draws, eviction, IRCR, Atari stacks.
+"""Replay buffer semantics (docs/algorithms.md sections 7-9): alignment, RRD draws, eviction, IRCR, Atari stacks.
 
 Observations encode (episode id, step) in their first entries / pixels, so every sampled row can
 be checked against what was stored.

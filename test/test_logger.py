@@ -2,16 +2,18 @@
 import csv
 import glob
 import os
+import stat
+import time
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from utils.os_utils import Logger, Timer, format_seconds, make_dir, run_name, str2bool
+from utils.os_utils import Logger, Timer, check_name, format_seconds, make_dir, run_name, str2bool
 
 
 def make_args(tmp_path, **kw):
-    defaults = dict(tag='exp', env='Ant-v2', alg='rrd', basis_alg='sac', seed=3,
+    defaults = dict(tag='exp', env='Ant-v2', alg='rrd', basis_alg='sac', backend='torch', seed=3,
                     logdir=str(tmp_path / 'log'))
     return SimpleNamespace(**{**defaults, **kw})
 
@@ -63,14 +65,33 @@ def test_make_dir(tmp_path):
 
 def test_run_name_and_format_seconds(tmp_path):
     name = run_name(make_args(tmp_path, tag='my tag'), timestamp='20240101-000000')
-    assert name == 'my_tag-Ant-v2-rrd-sac-seed3-20240101-000000'
+    assert name == 'my_tag-Ant-v2-rrd-sac-torch-seed3-20240101-000000'
+    assert run_name(make_args(tmp_path, tag='', alg='sac', basis_alg=None, backend='tf'),
+                    timestamp='20240101-000000') == 'Ant-v2-sac-tf-seed3-20240101-000000'
+    assert run_name(make_args(tmp_path, run_name='mine')) == 'mine'
+    assert check_name('a.b+c=d-e_1', 'tag') == 'a.b+c=d-e_1'
+    for bad in ('..', '.', 'a/b', '../x', 'a b', ''):
+        with pytest.raises(ValueError, match='not a plain name'):
+            check_name(bad, '--tag')
     assert format_seconds(3725) == '1:02:05' and format_seconds(float('nan')) == '-'
 
 
-def test_timer():
+def test_timer(monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr(time, 'time', lambda: clock[0])
     timer = Timer()
-    lap = timer.lap(100, 0.5)
-    assert lap['elapsed'] >= 0 and lap['time_left'] == pytest.approx(lap['elapsed'])
+    clock[0] += 10  # a warmup cycle, without updates: says nothing about the time left
+    assert np.isnan(timer.lap(100, 0.1, trained=False)['time_left'])
+    clock[0] += 100  # training cycles take 100 s per tenth of the run
+    assert timer.lap(200, 0.2)['time_left'] == pytest.approx(800)
+    state = timer.state()
+    clock[0] += 5000  # killed, resumed later: the estimate and the elapsed time carry over
+    resumed = Timer()
+    resumed.restore(state)
+    clock[0] += 300
+    lap = resumed.lap(300, 0.3)
+    assert lap['elapsed'] == pytest.approx(410) and lap['time_left'] == pytest.approx(7 * 200)
+    assert lap['steps_per_sec'] == pytest.approx(100 / 300)
 
 
 def test_logger_outputs(tmp_path, capsys):
@@ -85,7 +106,7 @@ def test_logger_outputs(tmp_path, capsys):
     assert 'losses/R_loss' not in rows[1]
 
     log = args.logdir
-    assert logger.name.startswith('exp-Ant-v2-rrd-sac-seed3-')
+    assert logger.name.startswith('exp-Ant-v2-rrd-sac-torch-seed3-')
     text = open(os.path.join(log, 'text', logger.name + '.log')).read()
     out = capsys.readouterr().out
     assert 'TestRewards' in text and 'Q_loss' in text and 'TimeLeft' in text and 'done' in text
@@ -146,9 +167,11 @@ def test_save_npz_atomic(tmp_path):
         path = logger.save_npz([100, 200], [1.5, 2.5], std=[0.1, 0.2])
         path = logger.save_npz([100, 200, 300], [1.5, 2.5, 4.0], std=[0.1, 0.2, 0.3],
                                episodes=np.ones((3, 10)))
-    assert path == os.path.join(args.logdir, 'rews', 'exp', 'Ant-v2.npz')
+    assert path == os.path.join(args.logdir, 'rews', 'exp', logger.name, 'Ant-v2.npz')
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644  # like every other file (mkstemp makes 0600)
     data = np.load(path)
-    assert sorted(data.files) == ['episodes', 'rewards', 'std', 'steps']
+    assert sorted(data.files) == ['episodes', 'info', 'rewards', 'std', 'steps']
+    assert data['info'].tolist() == [[100, 1.5], [200, 2.5], [300, 4.0]] and data['info'].dtype == np.float64
     assert data['steps'].tolist() == [100, 200, 300] and data['steps'].dtype == np.int64
     assert data['rewards'].tolist() == [1.5, 2.5, 4.0] and data['std'].shape == (3,)
     assert os.listdir(os.path.dirname(path)) == ['Ant-v2.npz']  # no temporary file left
@@ -162,7 +185,34 @@ def test_save_npz_failure_leaves_no_tmp(tmp_path, monkeypatch):
         monkeypatch.setattr(os, 'replace', fail)
         with pytest.raises(OSError):
             logger.save_npz([1], [1.0])
-        assert os.listdir(tmp_path / 'rews') == []
+        assert os.listdir(tmp_path / 'rews' / 'run') == []
         monkeypatch.undo()
-        assert logger.save_npz([1], [2.0]) == str(tmp_path / 'rews' / 'Pong.npz')
-    assert os.listdir(tmp_path / 'rews') == ['Pong.npz']
+        assert logger.save_npz([1], [2.0]) == str(tmp_path / 'rews' / 'run' / 'Pong.npz')
+    assert os.listdir(tmp_path / 'rews' / 'run') == ['Pong.npz']
+
+
+def test_resume_continues_the_files(tmp_path):
+    """A resumed logger keeps the rows before its state, appends to the text log and CSV, and
+    hides the TensorBoard events written after that state."""
+    args = make_args(tmp_path)
+    with Logger(args, echo=False) as logger:
+        run_cycles(logger, cycles=1)
+        logger.add_record('losses/Q_loss', 7.0)  # half a cycle done when the state is taken
+        state = logger.state(step=100)
+        logger.add_record('charts/TestRewards', -1.0)
+        logger.tabular(200)  # written after the state: to be redone
+    with Logger(args, name=logger.name, resume=state, echo=False) as resumed:
+        resumed.add_record('losses/Q_loss', 1.0)
+        resumed.add_record('Steps', 200)
+        resumed.add_record('charts/TestRewards', 99.0)
+        resumed.tabular(200)
+    assert resumed.name == logger.name
+    table = read_csv(resumed.csv_path)
+    assert [row[1] for row in table] == ['Steps', '100', '200'] and len(table[0]) == 7
+    assert float(table[2][5]) == 4.0  # (7 + 1) / 2: the half cycle's record was kept
+    text = open(resumed.text_path).read()
+    assert '(started' in text and '(resumed' in text
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    acc = EventAccumulator(resumed.board_dir)
+    acc.Reload()
+    assert [(event.step, event.value) for event in acc.Scalars('charts/TestRewards')] == [(100, 0.0), (200, 99.0)]

@@ -1,6 +1,6 @@
-"""TensorFlow reference agents against SPEC sections 4-7 (project issue #3).
+"""TensorFlow reference agents against docs/algorithms.md sections 4-7 (project issue #3).
 
-Losses are recomputed in numpy (float64) from the SPEC formulas with the weights read out of the
+Losses are recomputed in numpy (float64) from the formulas of docs/algorithms.md with the weights read out of the
 session; the simultaneous-step semantics are checked by comparing one `train` call with
 `train_pi` and `train_q` run separately from the same state. Where torch is installed, the
 variable names are checked against the torch agents' parameter paths and both backends are run
@@ -23,7 +23,7 @@ from utils.tf_utils import Normalizer, RandomNormal, get_vars, tf, v1  # noqa: E
 
 F32 = np.float32
 
-# name -> (argv, obs_dims, acts_dims); small vector obs, the SPEC's fixed architectures
+# name -> (argv, obs_dims, acts_dims); small vector obs, the fixed architectures of docs/algorithms.md
 CONFIGS = {
     'ddpg': (['--env', 'Swimmer-v2', '--alg', 'ddpg'], [5], [2]),
     'td3': (['--env', 'Swimmer-v2', '--alg', 'td3'], [5], [2]),

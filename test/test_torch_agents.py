@@ -1,6 +1,6 @@
-"""PyTorch agents against SPEC sections 4-7 and 11 (project issue #2).
+"""PyTorch agents against docs/algorithms.md sections 4-7 and 11 (project issue #2).
 
-Losses are recomputed in numpy (float64) from the SPEC formulas with the weights read out of
+Losses are recomputed in numpy (float64) from the formulas of docs/algorithms.md with the weights read out of
 the torch modules; updates are checked against a hand-rolled Adam, and the simultaneous-step
 semantics against a manual autograd computation on copies of the agent.
 """

@@ -80,7 +80,8 @@ def test_smoke_run(tmp_path, case, backend):
     header, rows = run(logdir, *flags, '--tag=smoke', backend=backend)
     discrete = 'CartPole-v1' in flags[0]
     assert header == BASE_COLUMNS + ['losses/' + k for k in losses] + ['charts/' + k for k in charts] \
-        + (['charts/Epsilon'] if discrete else [])
+        + (['charts/Epsilon'] if discrete else []) \
+        + (['charts/ProxyCorr', 'charts/DecompError'] if case.startswith('rrd') else [])
     assert len(rows) == 1
     row = dict(zip(header, rows[0]))
     assert (row['Epoch'], row['Cycle']) == ('0', '0')
@@ -92,7 +93,8 @@ def test_smoke_run(tmp_path, case, backend):
     files = run_files(logdir)
     assert all(len(found) == 1 for found in files.values()), files
     env = 'CartPole-v1' if discrete else 'Swimmer-v2'
-    assert files['npz'] == [str(logdir / 'rews' / 'smoke' / f'{env}.npz')]
+    (name,) = os.listdir(logdir / 'models')
+    assert files['npz'] == [str(logdir / 'rews' / 'smoke' / name / f'{env}.npz')]
     with np.load(files['npz'][0]) as npz:
         assert npz['steps'].tolist() == [steps]
         assert npz['rewards'].shape == (1,) and npz['rewards'][0] == pytest.approx(float(row['charts/TestRewards']))
@@ -187,7 +189,7 @@ def test_cli_corrupt_checkpoint(tmp_path):
     corrupt = tmp_path / 'corrupt.pt'
     corrupt.write_bytes(b'\x00garbage' * 100)
     result = cli(tmp_path, *TINY, *BACKENDS['torch'], *MUJOCO, '--alg=sac', f'--load_model={corrupt}')
-    assert result.returncode == 1
+    assert result.returncode == 2  # bad input, found before anything is written
     line = error_line(result)
     assert line.startswith('error: ') and 'corrupt.pt is not a readable torch checkpoint' in line
 

@@ -51,7 +51,7 @@ from scipy import stats
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from tools.runner import run_parallel  # noqa: E402
+from tools.runner import run_npz, run_parallel  # noqa: E402
 from tools.runs import ORIGINAL, find_runs  # noqa: E402
 
 BACKENDS = ('tf', 'torch')
@@ -298,7 +298,7 @@ def train_runs(opts, train_flags):
 def run_both(opts, train_flags):
     """Train every run (tools/runner.py); returns the npz paths per backend."""
     run_parallel(train_runs(opts, train_flags), opts.logdir, opts.parallel)
-    return [[os.path.join(opts.logdir, 'rews', f'{opts.prefix}-{backend}-s{seed}', f'{opts.env}.npz')
+    return [[run_npz(opts.logdir, f'{opts.prefix}-{backend}-s{seed}', opts.env)
              for seed in opts.seeds] for backend in BACKENDS]
 
 

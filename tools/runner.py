@@ -4,6 +4,7 @@ Shared by the learning checks and the run comparison: each run is its own proces
 thread (on a small machine extra OpenMP threads only spin), `parallel` at a time, its console
 output in `<logdir>/<tag>.out`.
 """
+import glob
 import os
 import subprocess
 import sys
@@ -34,7 +35,15 @@ def run_parallel(runs, logdir, parallel):
         sys.exit(f'run(s) {", ".join(failed)} failed; see their .out files in {logdir}')
 
 
+def run_npz(logdir, tag, env):
+    """The test-return npz of the newest run tagged `tag` (`<logdir>/rews/<tag>/<run>/<env>.npz`)."""
+    paths = glob.glob(os.path.join(glob.escape(logdir), 'rews', glob.escape(tag), '*', f'{env}.npz'))
+    if not paths:
+        raise FileNotFoundError(f'no {env}.npz of a run tagged {tag!r} under {logdir}/rews')
+    return max(paths, key=os.path.getmtime)
+
+
 def load_curves(logdir, tags, env):
     """(steps of the first run, [runs, evaluations] test returns) from the runs' npz files."""
-    runs = [np.load(os.path.join(logdir, 'rews', tag, f'{env}.npz')) for tag in tags]
+    runs = [np.load(run_npz(logdir, tag, env)) for tag in tags]
     return runs[0]['steps'], np.stack([run['rewards'] for run in runs])

@@ -74,12 +74,16 @@ def read_tf(tf_agent):
 
 def write_tf(tf_agent, values):
     """Assign every variable of the TF agent, by feeding its initializer (the graph is finalised,
-    so no assign ops can be added)."""
+    so no assign ops can be added).
+
+    Every value is copied first: TF may adopt a fed array's memory as the variable's buffer, and
+    the values of `torch_to_tf_values` are numpy views of the torch agent's tensors, so without
+    the copy the two agents would share (and both train) the same memory."""
     variables = tf_variables(tf_agent)
     check_same_names(set(variables), set(values), 'TF variables')
     feed = {}
     for name, var in variables.items():
-        value = np.asarray(values[name], dtype=var.dtype.base_dtype.as_numpy_dtype)
+        value = np.array(values[name], dtype=var.dtype.base_dtype.as_numpy_dtype, copy=True)
         if tuple(value.shape) != tuple(var.shape.as_list()):
             raise TransferError(f'{name}: shape {tuple(var.shape.as_list())} in TF, {value.shape} from torch')
         feed[var.initializer.inputs[1]] = value

@@ -6,9 +6,13 @@ Log layout under `logdir` (default 'log'), with `name` unique per run:
     text/<name>.log        everything the logger prints
     csv/<name>.csv         the per-cycle table, one row per `tabular` call
     board/<name>/          TensorBoard scalars (tensorboardX)
-    rews/<tag>/<env>.npz   test returns per evaluation point (`save_npz`)
+    rews/<tag>/<name>/<env>.npz   test returns per evaluation point (`save_npz`); with an empty
+                           tag rews/<name>/<env>.npz
+    wandb/                 the Weights & Biases run files, with --track (utils/tracking.py)
+Every file is created with the usual mode (0666 less the umask: 0644 by default).
 """
 import argparse
+import copy
 import csv
 import math
 import os
@@ -53,36 +57,100 @@ def format_seconds(seconds):
 
 
 class Timer:
-    """Wall-clock speed and time-left estimates from the caller's progress counters."""
+    """Wall-clock speed and time-left estimates from the caller's progress counters.
+
+    The time left is extrapolated from the laps that trained only: a run's first cycles store
+    warmup steps without updates and are several times faster than the rest, so the average
+    over all laps would promise far too little time. Until a lap has trained it is unknown.
+    `state` / `restore` carry the estimate (and the elapsed time) across a resumed run."""
 
     def __init__(self):
         self.start = self.last_time = time.time()
-        self.last_steps = 0
+        self.last_steps, self.last_fraction = 0, 0.0
+        self.trained_time = self.trained_fraction = 0.0  # duration and share of training laps
 
-    def lap(self, steps, fraction):
-        """`steps`: env steps so far; `fraction`: share of the run done, in (0, 1].
+    def lap(self, steps, fraction, trained=True):
+        """`steps`: env steps so far; `fraction`: share of the run done, in (0, 1]; `trained`:
+        whether this lap ran updates.
 
         Returns env steps per second since the previous lap, elapsed seconds, and the time
-        left extrapolated from the average speed so far."""
+        left at the average speed of the training laps."""
         now = time.time()
         dt = now - self.last_time
         speed = (steps - self.last_steps) / dt if dt > 0 else math.nan
-        elapsed = now - self.start
-        left = elapsed * (1 - fraction) / fraction if fraction > 0 else math.nan
-        self.last_time, self.last_steps = now, steps
-        return {'steps_per_sec': speed, 'elapsed': elapsed, 'time_left': left}
+        if trained:
+            self.trained_time += dt
+            self.trained_fraction += fraction - self.last_fraction
+        left = self.trained_time * (1 - fraction) / self.trained_fraction if self.trained_fraction > 0 else math.nan
+        self.last_time, self.last_steps, self.last_fraction = now, steps, fraction
+        return {'steps_per_sec': speed, 'elapsed': now - self.start, 'time_left': left}
+
+    def state(self):
+        now = time.time()
+        return {'elapsed': now - self.start, 'since_lap': now - self.last_time, 'last_steps': self.last_steps,
+                'last_fraction': self.last_fraction, 'trained_time': self.trained_time,
+                'trained_fraction': self.trained_fraction}
+
+    def restore(self, state):
+        """Continue from `state`; the time between that state and now (a killed run's lost
+        work) is not counted."""
+        now = time.time()
+        self.start, self.last_time = now - state['elapsed'], now - state['since_lap']
+        self.last_steps, self.last_fraction = state['last_steps'], state['last_fraction']
+        self.trained_time, self.trained_fraction = state['trained_time'], state['trained_fraction']
+
+
+NAME_PATTERN = re.compile(r'[A-Za-z0-9._+=-]+')
+
+
+def check_name(text, what):
+    """`text` if it is a plain name ([A-Za-z0-9._+=-], not '.' or '..'), which can only ever name a
+    file or folder inside its parent; else ValueError naming `what`."""
+    if not NAME_PATTERN.fullmatch(text) or text in ('.', '..'):
+        raise ValueError(f'{what} {text!r} is not a plain name: use letters, digits and . _ + = - '
+                         f'(not a path, and not "." or "..")')
+    return text
 
 
 def run_name(args=None, tag='', env=None, alg=None, timestamp=None):
-    """'<tag>-<env>-<alg>[-<basis_alg>]-seed<seed>-<YYYYmmdd-HHMMSS>', file-name safe."""
+    """'<tag>-<env>-<alg>[-<basis_alg>]-<backend>-seed<seed>-<YYYYmmdd-HHMMSS>' (empty parts
+    dropped), or `args.run_name` when set; file-name safe."""
+    if getattr(args, 'run_name', None):
+        return args.run_name
     if args is not None:
         tag, env, alg = args.tag, args.env, args.alg
-    parts = [tag, env, alg, getattr(args, 'basis_alg', None)]
+    parts = [tag, env, alg, getattr(args, 'basis_alg', None), getattr(args, 'backend', None)]
     if args is not None and getattr(args, 'seed', None) is not None:
         parts.append(f'seed{args.seed}')
     parts.append(timestamp or time.strftime('%Y%m%d-%H%M%S'))
     name = '-'.join(str(part) for part in parts if part)
     return re.sub(r'[^A-Za-z0-9._+=-]', '_', name)
+
+
+def file_mode():
+    """The mode `open` gives a new file (0666 less the umask), for files made by mkstemp (0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def write_atomic(path, write, binary=False):
+    """Call `write(file)` on a temporary file next to `path`, then move it into place: a run killed
+    mid-write, or a reader polling the file, never sees a truncated file."""
+    folder = make_dir(os.path.dirname(path) or '.')
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path), suffix='.tmp')
+    try:
+        os.fchmod(fd, file_mode())
+        with os.fdopen(fd, 'wb' if binary else 'w') as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
 
 
 # Console label and format of the keys `Logger.add_timing` records.
@@ -127,40 +195,78 @@ class Logger:
     """
 
     def __init__(self, args=None, logdir=None, name=None, tag=None, env=None, echo=True,
-                 tensorboard=True, header_every=20):
+                 tensorboard=True, header_every=20, resume=None):
+        """`resume`: a `state` of this run's logger; the run `name` then continues its files: the
+        text log is appended to, the CSV cut back to the rows written before that state, the
+        TensorBoard events from its step on hidden (`purge_step`), the timer and the records of a
+        partly done cycle restored."""
         self.logdir = logdir or getattr(args, 'logdir', None) or 'log'
         self.tag = tag if tag is not None else getattr(args, 'tag', '')
         self.env = env if env is not None else getattr(args, 'env', None)
         base = name or run_name(args, tag=self.tag, env=self.env)
         self.name, suffix = base, 0
-        while any(os.path.exists(path) for path in self._paths(self.name)):
+        while resume is None and any(os.path.exists(path) for path in self._paths(self.name)):
             suffix += 1  # another run started in the same second: don't overwrite it
             self.name = f'{base}-{suffix}'
-        self.text_path, self.csv_path, self.board_dir = self._paths(self.name)
+        self.text_path, self.csv_path, self.board_dir, self.run_dir = self._paths(self.name)
+        self.npz_path = os.path.join(self.logdir, 'rews', self.tag or '', self.name, f'{self.env}.npz')
+        self.tracker = None  # first, so a failed W&B login leaves no files of the run behind
+        if getattr(args, 'track', False):
+            from utils.tracking import Tracker
+            self.tracker = Tracker(args, self.name, self.logdir)
         make_dir(os.path.dirname(self.text_path))
         self._text = open(self.text_path, 'a', buffering=1)
         self.echo, self.header_every = echo, header_every
-        self.writer = None
-        if tensorboard:
-            from tensorboardX import SummaryWriter
-            self.writer = SummaryWriter(logdir=self.board_dir)
         self.timer = Timer()
         self.items = {}         # registered columns: key -> (label, fmt)
         self.columns = None     # fixed at the first `tabular`
         self._records = {}      # key -> [sum, count] or a string
         self._csv, self._rows = None, 0
-        self.print(f'# {self.name} (started {time.strftime("%Y-%m-%d %H:%M:%S")})')
+        self._append_csv, self._header_due = False, True  # a resumed run's console gets a header too
+        purge_step = None
+        if resume is not None:
+            self._rows, self._records = resume['rows'], copy.deepcopy(resume['records'])
+            self._append_csv = self._rows > 0
+            if resume['timer'] is not None:
+                self.timer.restore(resume['timer'])
+            purge_step = resume['step'] + 1
+            self._cut_csv(self._rows)
+        self.writer = None
+        if tensorboard:
+            from tensorboardX import SummaryWriter
+            # a file of its own even within the second the earlier one was started (same file name)
+            suffix = f'.resumed-at-{purge_step}' if resume is not None else ''
+            self.writer = SummaryWriter(logdir=self.board_dir, purge_step=purge_step, filename_suffix=suffix)
+        verb = 'resumed' if resume is not None else 'started'
+        self.print(f'# {self.name} ({verb} {time.strftime("%Y-%m-%d %H:%M:%S")})')
 
     def _paths(self, name):
+        """Text log, CSV, TensorBoard folder and run folder (config, status, checkpoints)."""
         return (os.path.join(self.logdir, 'text', name + '.log'),
                 os.path.join(self.logdir, 'csv', name + '.csv'),
-                os.path.join(self.logdir, 'board', name))
+                os.path.join(self.logdir, 'board', name),
+                os.path.join(self.logdir, 'models', name))
 
-    def print(self, *values, sep=' '):
-        """Print to the console (if `echo`) and append to the text log."""
+    def _cut_csv(self, rows):
+        """Keep the header (the columns from now on) and the first `rows` rows: later ones are
+        redone by the resumed run."""
+        if not os.path.exists(self.csv_path):
+            return
+        with open(self.csv_path, newline='') as file:
+            kept = list(csv.reader(file))[:rows + 1]
+        write_atomic(self.csv_path, lambda file: csv.writer(file).writerows(kept))
+        self.columns = kept[0] if kept else None
+
+    def state(self, step):
+        """What a resumed run needs to continue these files after env step `step`."""
+        return {'rows': self._rows, 'records': copy.deepcopy(self._records), 'timer': self.timer.state(),
+                'step': int(step)}
+
+    def print(self, *values, sep=' ', file=None):
+        """Print to the console (if `echo`; to `file`, default stdout) and append to the text log."""
         line = sep.join(str(value) for value in values)
         if self.echo:
-            print(line, flush=True)
+            print(line, flush=True, file=file)
         self._text.write(line + '\n')
 
     info = print
@@ -184,9 +290,10 @@ class Logger:
         for key, value in info.items():
             self.add_record(prefix + key, value, count)
 
-    def add_timing(self, steps, fraction):
-        """Record 'time/steps_per_sec', 'time/elapsed' and 'time/time_left' (seconds)."""
-        for key, value in self.timer.lap(steps, fraction).items():
+    def add_timing(self, steps, fraction, trained=True):
+        """Record 'time/steps_per_sec', 'time/elapsed' and 'time/time_left' (seconds); `trained`:
+        whether the cycle ran updates (see `Timer`)."""
+        for key, value in self.timer.lap(steps, fraction, trained).items():
             self._records['time/' + key] = [value, 1]
 
     def tabular(self, step):
@@ -197,16 +304,18 @@ class Logger:
         self._records = {}
         if self.columns is None:
             self.columns = list(self.items) or list(row)
-            for key in self.columns:
-                if key not in self.items:
-                    self.add_item(key)
+        for key in self.columns:
+            if key not in self.items:
+                self.add_item(key)
         self._print_row(row)
         self._write_csv(row)
+        scalars = {key: value for key, value in row.items() if not isinstance(value, str)}
         if self.writer is not None:
-            for key, value in row.items():
-                if not isinstance(value, str):
-                    self.writer.add_scalar(key, value, step)
+            for key, value in scalars.items():
+                self.writer.add_scalar(key, value, step)
             self.writer.flush()
+        if self.tracker is not None:
+            self.tracker.log(scalars, step)
         return row
 
     def _cell(self, key, row):
@@ -224,7 +333,8 @@ class Logger:
 
     def _print_row(self, row):
         widths = [max(10, len(self.items[key][0])) for key in self.columns]
-        if self._rows % self.header_every == 0:
+        if self._rows % self.header_every == 0 or self._header_due:
+            self._header_due = False
             self.print(' '.join(self.items[key][0].rjust(w) for key, w in zip(self.columns, widths)))
         self.print(' '.join(self._cell(key, row).rjust(w) for key, w in zip(self.columns, widths)))
         self._rows += 1
@@ -232,43 +342,35 @@ class Logger:
     def _write_csv(self, row):
         if self._csv is None:
             make_dir(os.path.dirname(self.csv_path))
-            self._csv_file = open(self.csv_path, 'w', newline='')
+            append = self._append_csv and os.path.exists(self.csv_path)
+            self._csv_file = open(self.csv_path, 'a' if append else 'w', newline='')
             self._csv = csv.writer(self._csv_file)
-            self._csv.writerow(self.columns)
+            if not append:
+                self._csv.writerow(self.columns)
         self._csv.writerow([repr(row[key]) if isinstance(row.get(key), float) else row.get(key, '')
                             for key in self.columns])
         self._csv_file.flush()
 
     def save_npz(self, steps, rewards, std=None, path=None, **extra):
-        """Write `steps` and `rewards` (mean test return per evaluation point), `std` if
-        given, and any `extra` arrays to `<logdir>/rews/<tag>/<env>.npz` (or `path`).
-
-        Atomic (temporary file, then os.replace), so a run killed mid-write, or a reader
-        polling the file, never sees a truncated archive."""
-        path = path or os.path.join(self.logdir, 'rews', self.tag or '', f'{self.env}.npz')
+        """Write `steps` and `rewards` (mean test return per evaluation point), `info` (their
+        [N, 2] float64 rows: the original release's only key), `std` if given, and any `extra`
+        arrays to `<logdir>/rews/<tag>/<name>/<env>.npz` (or `path`), atomically."""
+        path = path or self.npz_path
         arrays = {'steps': np.asarray(steps, dtype=np.int64),
                   'rewards': np.asarray(rewards, dtype=np.float64)}
+        arrays['info'] = np.stack([arrays['steps'], arrays['rewards']], axis=1).astype(np.float64).reshape(-1, 2)
         if std is not None:
             arrays['std'] = np.asarray(std, dtype=np.float64)
         arrays.update({key: np.asarray(value) for key, value in extra.items()})
-        folder = make_dir(os.path.dirname(path) or '.')
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path), suffix='.tmp')
-        try:
-            with os.fdopen(fd, 'wb') as f:
-                np.savez(f, **arrays)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        return path
+        return write_atomic(path, lambda file: np.savez(file, **arrays), binary=True)
 
     def close(self):
         if self.writer is not None:
             self.writer.close()
             self.writer = None
+        if self.tracker is not None:
+            self.tracker.close()
+            self.tracker = None
         if self._csv is not None:
             self._csv_file.close()
             self._csv = None

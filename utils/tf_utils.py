@@ -5,14 +5,44 @@ variable scopes named like the torch module paths, so `pi/net/0/kernel` is torch
 `pi.net.0.weight` (transposed: TF dense kernels are [in, out], conv kernels HWIO). Importing this
 module switches TF to graph mode and quiets its start-up logging.
 """
+import contextlib
 import logging
 import math
 import os
+import sys
+import tempfile
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')
+import numpy as np
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+# TF's start-up lines are absl logs its C++ libraries write to fd 2 while they load (twice: two
+# libraries), before TF_CPP_MIN_LOG_LEVEL or any Python setting applies to them. Only these lines
+# are dropped; oneDNN itself stays on (TF_ENABLE_ONEDNN_OPTS is TF's fast CPU path).
+IMPORT_NOISE = ('All log messages before absl::InitializeLog() is called',
+                'oneDNN custom operations are on')
+
+
+@contextlib.contextmanager
+def filtered_stderr(noise):
+    """Capture what is written to fd 2 in the block, then pass on every line not containing one of `noise`."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            for line in capture.read().decode(errors='replace').splitlines(keepends=True):
+                if not any(text in line for text in noise):
+                    sys.stderr.write(line)
+
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '1')  # TF's C++ INFO lines after start-up
+with filtered_stderr(IMPORT_NOISE):
+    import tensorflow as tf
 
 tf.get_logger().setLevel(logging.WARNING)
 logging.getLogger('absl').setLevel(logging.WARNING)
@@ -105,7 +135,7 @@ class RandomNormal:
 
 
 class Normalizer:
-    """Running observation normaliser (SPEC section 4); its statistics are checkpointed variables.
+    """Running observation normaliser (docs/algorithms.md section 4); its statistics are checkpointed variables.
 
     The statistics live in non-trainable float32 variables under `normalizer/` (torch's buffers
     of the same names); `update` feeds a placeholder and runs one op that adds to the sums and

@@ -4,6 +4,7 @@ import math
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 
 def get_vars(module):
@@ -35,6 +36,24 @@ class SameConv2d(nn.Conv2d):
             total = max((math.ceil(size / s) - 1) * s + k - size, 0)
             pads += [total // 2, total - total // 2]
         return super().forward(nn.functional.pad(x, pads))
+
+
+def input_gradient_mlp(net, data, inputs):
+    """`net(concat(data, inputs))` with gradients for `inputs` only: no parameter gradients
+    (the weights are detached) and none for the `data` columns.
+
+    A policy loss reads the critic this way. Splitting the first layer's kernel into its data
+    and input columns means backward computes the thin product for the input columns alone,
+    instead of an input gradient for every column of the concatenation (the [256, 256] x
+    [256, obs + act] product MKL is slow at); the data part needs no backward at all.
+    """
+    first, split = net[0], data.shape[-1]
+    weight = first.weight.detach()
+    hidden = torch.addmm(first.bias.detach(), data, weight[:, :split].t()) + inputs @ weight[:, split:].t()
+    for layer in net[1:]:
+        hidden = F.linear(hidden, layer.weight.detach(), layer.bias.detach()) if isinstance(layer, nn.Linear) \
+            else layer(hidden)
+    return hidden
 
 
 def mlp(in_dim, hidden, out_dim):
@@ -98,7 +117,7 @@ class RandomNormal:
 
 
 class Normalizer(nn.Module):
-    """Running observation normaliser (SPEC section 4); its statistics are checkpointed buffers.
+    """Running observation normaliser (docs/algorithms.md section 4); its statistics are checkpointed buffers.
 
     Sums are float32 like the TF reference's variables; mean and std are recomputed after each
     update rather than on every forward pass.
@@ -144,6 +163,35 @@ def select_action_values(values, acts):
     return values.gather(-1, acts.long().unsqueeze(-1))
 
 
+@torch.no_grad()
+def step_optimizers(optimizers):
+    """Step several optimisers; each AdamTF parameter group is one fused Adam kernel call.
+
+    Same arithmetic and state as AdamTF.step (moments, per-parameter step counts, `tf_step`,
+    `eps`), so checkpoints and the weight transfer see no difference, without torch.optim's
+    per-call Python bookkeeping. Other optimisers (RMSPropTF) take their own step.
+    """
+    for optimizer in optimizers:
+        if not isinstance(optimizer, AdamTF):
+            optimizer.step()
+            continue
+        for group in optimizer.param_groups:
+            AdamTF.advance(group)
+            params = [param for param in group['params'] if param.grad is not None]
+            states = [optimizer.state[param] for param in params]
+            for param, state in zip(params, states):
+                if not state:
+                    state.update(step=torch.zeros((), device=param.device), exp_avg=torch.zeros_like(param),
+                                 exp_avg_sq=torch.zeros_like(param))
+            beta1, beta2 = group['betas']
+            steps = [state['step'] for state in states]
+            torch._foreach_add_(steps, 1.0)  # the kernel reads the count; torch.optim advances it first
+            torch._fused_adam_(params, [param.grad for param in params], [state['exp_avg'] for state in states],
+                               [state['exp_avg_sq'] for state in states], [], steps,
+                               lr=group['lr'], beta1=beta1, beta2=beta2, weight_decay=0.0, eps=group['eps'],
+                               amsgrad=False, maximize=False)
+
+
 class AdamTF(torch.optim.Adam):
     """torch's Adam with TensorFlow 1's epsilon, so both backends take the same steps.
 
@@ -158,11 +206,16 @@ class AdamTF(torch.optim.Adam):
             group.setdefault('tf_eps', eps)
             group.setdefault('tf_step', 0)
 
+    @staticmethod
+    def advance(group):
+        """Count one more step and set the epsilon of TF's rule for it."""
+        group['tf_step'] += 1
+        group['eps'] = group['tf_eps'] / math.sqrt(1.0 - group['betas'][1] ** group['tf_step'])
+
     @torch.no_grad()
     def step(self, closure=None):
         for group in self.param_groups:
-            group['tf_step'] += 1
-            group['eps'] = group['tf_eps'] / math.sqrt(1.0 - group['betas'][1] ** group['tf_step'])
+            self.advance(group)
         return super().step(closure)
 
 

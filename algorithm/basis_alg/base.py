@@ -4,7 +4,7 @@ Each agent owns a `tf.Graph` and a `tf.compat.v1.Session`, so several agents liv
 process without sharing variables. A subclass builds its networks in `create_network`, its
 optimisers in `create_optimizers`, and describes one training step as two lists of
 (loss, optimiser, variables) triples built once on the input placeholders: `pi_losses` and
-`q_losses`. `apply_updates` turns their gradients into one simultaneous-step op (SPEC section 5);
+`q_losses`. `apply_updates` turns their gradients into one simultaneous-step op (docs/algorithms.md section 5);
 `train` runs the op for both lists, `train_pi` / `train_q` the op for one (TD3 splits them).
 """
 import json
@@ -12,11 +12,9 @@ import os
 
 import numpy as np
 
-from algorithm.checkpoint import CheckpointError, atomic_write, check_meta, checkpoint_meta
+from algorithm.checkpoint import (CHECKPOINT_PREFIX, META_FILE, CheckpointError, atomic_write, check_meta,
+                                  checkpoint_meta, first_line, read_tf_meta)
 from utils.tf_utils import Normalizer, get_vars, hard_update, polyak_update, tf, v1
-
-META_FILE = 'meta.json'
-CHECKPOINT_PREFIX = 'model'
 
 
 def make_adam(lr, name, eps=1e-8):
@@ -31,7 +29,9 @@ class BaseAgent:
     def __init__(self, args):
         self.args = args
         self.graph = tf.Graph()
-        self.sess = v1.Session(graph=self.graph)
+        threads = getattr(args, 'threads', 0)  # 0: TF's default, all cores
+        self.sess = v1.Session(graph=self.graph, config=v1.ConfigProto(
+            intra_op_parallelism_threads=threads, inter_op_parallelism_threads=threads))
         with self.graph.as_default():
             if getattr(args, 'seed', None) is not None:
                 v1.set_random_seed(args.seed)
@@ -189,20 +189,9 @@ class BaseAgent:
                 json.dump(checkpoint_meta(self.args, 'tf'), file)
 
     def load_model(self, path):
-        if not os.path.isdir(path):
-            hint = ' (that is a file; TF checkpoints are directories, torch ones single files)' \
-                if os.path.isfile(path) else '; check the --load_model path'
-            raise CheckpointError(f'no TF checkpoint directory at {path}{hint}')
-        try:
-            with open(os.path.join(path, META_FILE)) as file:
-                meta = json.load(file)
-        except (OSError, ValueError) as error:
-            raise CheckpointError(f'{path} has no readable {META_FILE} ({type(error).__name__}); '
-                                  'it was not written by this repo\'s save_model or is corrupt') from None
-        check_meta(meta, checkpoint_meta(self.args, 'tf'), path)
+        check_meta(read_tf_meta(path), checkpoint_meta(self.args, 'tf'), path)
         try:
             self.saver.restore(self.sess, os.path.join(path, CHECKPOINT_PREFIX))
         except (tf.errors.OpError, ValueError) as error:
-            message = str(error).strip().splitlines()[0][:200] if str(error).strip() else ''
             raise CheckpointError(f'{path}: the TF checkpoint is corrupt or does not fit this agent '
-                                  f'({type(error).__name__}: {message})') from None
+                                  f'({type(error).__name__}: {first_line(error)}); pick another checkpoint') from None

@@ -3,15 +3,14 @@
 A subclass builds its networks in `create_network`, its optimisers in `create_optimizers`, and
 describes one training step as two lists of (loss, optimiser) pairs: `pi_losses` and
 `q_losses`. `train` takes both, `train_pi` / `train_q` one each (TD3 splits them), and
-`apply_updates` turns a list into one simultaneous step (SPEC section 5).
+`apply_updates` turns a list into one simultaneous step (docs/algorithms.md section 5).
 """
-import os
-
 import numpy as np
 import torch
 
-from algorithm.checkpoint import CheckpointError, atomic_write, check_meta, checkpoint_meta
-from utils.torch_utils import AdamTF, Normalizer, hard_update, polyak_update
+from algorithm.checkpoint import (CheckpointError, atomic_write, check_meta, checkpoint_meta, first_line,
+                                  load_torch_payload)
+from utils.torch_utils import AdamTF, Normalizer, hard_update, polyak_update, step_optimizers
 
 
 def resolve_device(args):
@@ -25,10 +24,9 @@ def resolve_device(args):
 
 
 def make_adam(params, lr, device, eps=1e-8):
-    """Adam with the TF reference's epsilon rule; fused kernels on CUDA, foreach on the CPU
-    (about twice as fast as the per-parameter loop torch picks there by default)."""
-    cuda = device.type == 'cuda'
-    return AdamTF(params, lr=lr, eps=eps, fused=cuda, foreach=not cuda)
+    """Adam with the TF reference's epsilon rule and fused kernels (CPU and CUDA): one pass over
+    each tensor, 3-4x faster on the CPU than foreach, which allocates temporaries."""
+    return AdamTF(params, lr=lr, eps=eps, fused=True)
 
 
 class BaseAgent:
@@ -40,10 +38,14 @@ class BaseAgent:
     def __init__(self, args):
         self.args = args
         self.device = resolve_device(args)
+        if getattr(args, 'threads', 0):  # 0 keeps torch's default: all cores, or OMP_NUM_THREADS
+            torch.set_num_threads(args.threads)
         self.normalizer = Normalizer(args.obs_dims).to(self.device) if args.obs_normalization else None
         self.target_pairs = []  # (target module, online module), filled by create_network
         self.create_network()
         self.create_optimizers()
+        self.loss_functions = {losses.__name__: self.accelerate(losses)
+                               for losses in (self.all_losses, self.pi_losses, self.q_losses)}
 
     def create_network(self):
         raise NotImplementedError
@@ -91,32 +93,55 @@ class BaseAgent:
     def apply_updates(self, updates):
         """One simultaneous step: every gradient from the current parameters, then every update.
 
-        Gradients are taken per optimiser with autograd.grad, so a policy loss that reads the
-        critics never leaves gradients on the critics' parameters.
+        Each loss reaches only its own optimiser's parameters (a policy loss reads the critics
+        through detached weights, `input_gradient_mlp`), so one backward pass over all losses
+        gives every optimiser exactly its own gradients; `step_optimizers` then applies them.
         """
-        params = [opt.param_groups[0]['params'] for _, opt in updates]
-        grads = [torch.autograd.grad(loss, p, retain_graph=True) for (loss, _), p in zip(updates, params)]
-        for (_, opt), group, group_grads in zip(updates, params, grads):
-            for param, grad in zip(group, group_grads):
-                param.grad = grad
-            opt.step()
+        optimizers = [optimizer for _, optimizer in updates]
+        for optimizer in optimizers:
+            optimizer.zero_grad(set_to_none=True)
+        torch.autograd.backward([loss for loss, _ in updates])
+        step_optimizers(optimizers)
 
-    def train(self, batch):
-        batch = self.to_tensors(batch)
+    def all_losses(self, batch):
         pi_updates, pi_info = self.pi_losses(batch)
         q_updates, q_info = self.q_losses(batch)
-        self.apply_updates(pi_updates + q_updates)
-        return {**pi_info, **q_info}
+        return pi_updates + q_updates, {**pi_info, **q_info}
+
+    def accelerate(self, losses):
+        """`losses` under the opt-in --amp (bfloat16 autocast) and --compile (torch.compile; with
+        CUDA graphs on CUDA). Only the losses are compiled: backward runs through the compiled
+        graph, and the Adam step stays eager, so its changing step sizes never recompile."""
+        args, device_type = self.args, self.device.type
+        accelerated = losses
+        if getattr(args, 'amp', False):
+            def accelerated(batch):
+                with torch.autocast(device_type, dtype=torch.bfloat16):
+                    return losses(batch)
+        if getattr(args, 'compile', False):
+            compiled = torch.compile(accelerated, dynamic=False,
+                                     mode='reduce-overhead' if device_type == 'cuda' else None)
+            if device_type != 'cuda':
+                return compiled
+
+            def accelerated(batch):
+                torch.compiler.cudagraph_mark_step_begin()  # the last step's outputs have been read
+                return compiled(batch)
+        return accelerated
+
+    def update(self, losses, batch):
+        updates, info = self.loss_functions[losses](self.to_tensors(batch))
+        self.apply_updates(updates)
+        return info
+
+    def train(self, batch):
+        return self.update('all_losses', batch)
 
     def train_pi(self, batch):
-        updates, info = self.pi_losses(self.to_tensors(batch))
-        self.apply_updates(updates)
-        return info
+        return self.update('pi_losses', batch)
 
     def train_q(self, batch):
-        updates, info = self.q_losses(self.to_tensors(batch))
-        self.apply_updates(updates)
-        return info
+        return self.update('q_losses', batch)
 
     def target_update(self):
         targets = [p for target, _ in self.target_pairs for p in target.parameters()]
@@ -145,15 +170,7 @@ class BaseAgent:
             torch.save(payload, tmp_path)
 
     def load_model(self, path):
-        if not os.path.isfile(path):
-            raise CheckpointError(f'no checkpoint file at {path}; check the --load_model path')
-        try:
-            payload = torch.load(path, map_location=self.device, weights_only=True)
-        except Exception as error:  # torch raises several types for truncated or foreign files
-            raise CheckpointError(f'{path} is not a readable torch checkpoint ({type(error).__name__}: '
-                                  f'{str(error).splitlines()[0][:200]}); it may be corrupt or from another tool') from None
-        if not isinstance(payload, dict) or 'meta' not in payload or 'state' not in payload:
-            raise CheckpointError(f'{path} was not written by this repo\'s save_model')
+        payload = load_torch_payload(path, self.device)
         check_meta(payload['meta'], checkpoint_meta(self.args, 'torch'), path)
         for name, obj in self.checkpoint_state().items():
             if name not in payload['state']:
@@ -161,5 +178,5 @@ class BaseAgent:
             try:
                 obj.load_state_dict(payload['state'][name])
             except (RuntimeError, ValueError, KeyError) as error:
-                raise CheckpointError(f'{path}: "{name}" does not fit this agent '
-                                      f'({str(error).splitlines()[0][:200]})') from None
+                raise CheckpointError(f'{path}: "{name}" does not fit this agent ({first_line(error)}); '
+                                      'pass the flags it was trained with') from None

@@ -1,4 +1,4 @@
-"""DDPG in TensorFlow (twin of ddpg_torch.py); SPEC section 5."""
+"""DDPG in TensorFlow (twin of ddpg_torch.py); docs/algorithms.md section 5."""
 from algorithm.basis_alg.base import BaseAgent, make_adam
 from utils.tf_utils import Network, dense, get_vars, mlp, tf
 

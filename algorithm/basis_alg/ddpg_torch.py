@@ -1,11 +1,11 @@
-"""DDPG in PyTorch (twin of ddpg.py); SPEC section 5."""
+"""DDPG in PyTorch (twin of ddpg.py); docs/algorithms.md section 5."""
 import copy
 
 import torch
 import torch.nn as nn
 
 from algorithm.basis_alg.base_torch import BaseAgent, make_adam
-from utils.torch_utils import dense, get_vars, mlp
+from utils.torch_utils import dense, get_vars, input_gradient_mlp, mlp
 
 
 class MLPPolicy(nn.Module):
@@ -31,6 +31,11 @@ class MLPQValue(nn.Module):
         h = torch.relu(self.obs_layer(obs))
         return self.net(torch.cat([h, acts], dim=-1))
 
+    def action_value(self, obs, acts):
+        """Q(obs, acts) for a policy loss: gradients reach `acts` only (input_gradient_mlp)."""
+        h = torch.relu(nn.functional.linear(obs, self.obs_layer.weight.detach(), self.obs_layer.bias.detach()))
+        return input_gradient_mlp(self.net, h, acts)
+
 
 def explore_action(pi, std_act, noise=None):
     """Gaussian exploration around a deterministic action, clipped to the action box."""
@@ -55,8 +60,9 @@ class DDPG(BaseAgent):
         self.q_optimizer = make_adam(get_vars(self.q), self.args.q_lr, self.device)
 
     def policy_value(self, obs, acts):
-        """The critic the policy climbs (TD3 overrides it with its first critic)."""
-        return self.q(obs, acts)
+        """The critic the policy climbs (TD3 overrides it with its first critic), with gradients
+        for the actions only."""
+        return self.q.action_value(obs, acts)
 
     def act(self, obs, explore, noise, with_info):
         pi = self.pi(obs)

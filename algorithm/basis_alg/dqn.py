@@ -1,4 +1,5 @@
-"""DQN in TensorFlow (twin of dqn_torch.py): vector or image Q-networks, double and dueling; SPEC section 6."""
+"""DQN in TensorFlow (twin of dqn_torch.py): vector or image Q-networks, double and dueling;
+docs/algorithms.md section 6."""
 import numpy as np
 
 from algorithm.basis_alg.base import BaseAgent, make_adam

@@ -1,4 +1,5 @@
-"""DQN in PyTorch (twin of dqn.py): vector or image Q-networks, double and dueling; SPEC section 6."""
+"""DQN in PyTorch (twin of dqn.py): vector or image Q-networks, double and dueling;
+docs/algorithms.md section 6."""
 import copy
 
 import numpy as np

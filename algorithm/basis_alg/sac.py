@@ -1,4 +1,4 @@
-"""SAC in TensorFlow (twin of sac_torch.py); SPEC section 5."""
+"""SAC in TensorFlow (twin of sac_torch.py); docs/algorithms.md section 5."""
 import math
 
 from algorithm.basis_alg.base import BaseAgent, make_adam

@@ -1,4 +1,4 @@
-"""SAC in PyTorch (twin of sac.py); SPEC section 5."""
+"""SAC in PyTorch (twin of sac.py); docs/algorithms.md section 5."""
 import copy
 import math
 
@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 
 from algorithm.basis_alg.base_torch import BaseAgent, make_adam
-from utils.torch_utils import RandomNormal, get_vars, mlp
+from utils.torch_utils import RandomNormal, get_vars, input_gradient_mlp, mlp
 
 
 class MLPStochasticPolicy(nn.Module):
@@ -35,6 +35,10 @@ class MLPQValueSAC(nn.Module):
 
     def forward(self, obs, acts):
         return self.net(torch.cat([obs, acts], dim=-1))
+
+    def action_value(self, obs, acts):
+        """Q(obs, acts) for a policy loss: gradients reach `acts` only (input_gradient_mlp)."""
+        return input_gradient_mlp(self.net, obs, acts)
 
 
 class Temperature(nn.Module):
@@ -86,7 +90,8 @@ class SAC(BaseAgent):
         obs = self.preprocess_obs(batch['obs'])
         action, log_p, _ = self.pi(obs, batch.get('pi_noise'))
         log_alpha = self.temperature.log_alpha
-        pi_loss = (log_alpha.exp().detach() * log_p - self.min_q(obs, action)).mean()
+        policy_value = torch.min(self.q1.action_value(obs, action), self.q2.action_value(obs, action))
+        pi_loss = (log_alpha.exp().detach() * log_p - policy_value).mean()
         updates = [(pi_loss, self.pi_optimizer)]
         if self.args.alpha_lr > 0:
             alpha_loss = -log_alpha * (log_p.mean().detach() + self.target_entropy)

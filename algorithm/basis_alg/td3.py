@@ -1,4 +1,4 @@
-"""TD3 in TensorFlow (twin of td3_torch.py); SPEC section 5. The learner calls train_q every
+"""TD3 in TensorFlow (twin of td3_torch.py); docs/algorithms.md section 5. The learner calls train_q every
 update and train_pi every pi_delay_freq-th update, each on its own batch."""
 from algorithm.basis_alg.base import make_adam
 from algorithm.basis_alg.ddpg import DDPG, MLPPolicy

@@ -1,4 +1,4 @@
-"""TD3 in PyTorch (twin of td3.py); SPEC section 5. The learner calls train_q every update
+"""TD3 in PyTorch (twin of td3.py); docs/algorithms.md section 5. The learner calls train_q every update
 and train_pi every pi_delay_freq-th update, each on its own batch."""
 import copy
 
@@ -29,7 +29,7 @@ class TD3(DDPG):
         self.q_optimizer = make_adam(get_vars([self.q1, self.q2]), self.args.q_lr, self.device)
 
     def policy_value(self, obs, acts):
-        return self.q1(obs, acts)
+        return self.q1.action_value(obs, acts)
 
     def q_losses(self, batch):
         obs, obs_next = self.preprocess_obs(batch['obs']), self.preprocess_obs(batch['obs_next'])

@@ -1,4 +1,4 @@
-"""Replay buffers shared by both backends (numpy only); see docs/design.md and SPEC section 9."""
+"""Replay buffers shared by both backends (numpy only); see docs/design.md and docs/algorithms.md section 9."""
 from algorithm.replay_buffer.buffers import IRCRReplayBuffer, ReplayBuffer, RRDReplayBuffer
 from algorithm.replay_buffer.storage import EpisodeStorage
 

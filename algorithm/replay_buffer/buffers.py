@@ -1,4 +1,4 @@
-"""Replay buffers: plain uniform replay, RRD episode sampling and IRCR (SPEC sections 7-9).
+"""Replay buffers: plain uniform replay, RRD episode sampling and IRCR (docs/algorithms.md sections 7-9).
 
 Vector and Atari observations differ only in how `EpisodeStorage` lays out frames, so each
 sampling mode is written once. Randomness comes from `rng`, which defaults to the numpy global
@@ -6,6 +6,7 @@ RNG (`np.random`) so that the trainer's single `np.random.seed` makes runs repro
 object with the `np.random.RandomState` API (`randint`, `random`) can replace it.
 """
 import math
+import os
 
 import numpy as np
 
@@ -41,7 +42,7 @@ def draw_episode_steps(lengths, k, rng):
 
 
 def variance_coefficients(lengths, k):
-    """Bias-correction coefficient c per episode (SPEC section 7): 1 - k/T when k <= T, 1 when
+    """Bias-correction coefficient c per episode (docs/algorithms.md section 7): 1 - k/T when k <= T, 1 when
     k > T, 0 when T = 1 (a one-step episode's reward is pinned exactly by its return)."""
     coef = np.where(k <= lengths, 1.0 - k / lengths, 1.0)
     return np.where(lengths == 1, 0.0, coef).astype(np.float32)
@@ -121,9 +122,26 @@ class ReplayBuffer:
     def sample(self, batch_size=None):
         return self.sample_batch(batch_size)
 
+    # ---- checkpoints ------------------------------------------------------------------------------
+    def save(self, folder):
+        """Write the held transitions to `folder` (see `EpisodeStorage.save`; ~100 bytes per
+        MuJoCo transition, ~7 KB per Atari frame); returns the scalars `load` needs."""
+        os.makedirs(folder, exist_ok=True)
+        state = {'step_counter': self.step_counter, 'ep_counter': self.ep_counter,
+                 'storage': self.storage.save(folder)}
+        if self.rng is not np.random:  # the global RNG is saved with the others by the caller
+            state['rng'] = self.rng.get_state()
+        return state
+
+    def load(self, folder, state):
+        self.storage.load(folder, state['storage'])
+        self.step_counter, self.ep_counter = state['step_counter'], state['ep_counter']
+        if 'rng' in state:
+            self.rng.set_state(state['rng'])
+
 
 class RRDReplayBuffer(ReplayBuffer):
-    """Adds the reward-regression batch (SPEC section 7): E = rrd_batch_size // rrd_sample_size
+    """Adds the reward-regression batch (docs/algorithms.md section 7): E = rrd_batch_size // rrd_sample_size
     episodes drawn proportionally to length, K = rrd_sample_size steps from each:
     rrd_obs [E, K, *obs], rrd_obs_next, rrd_acts [E, K, *acts], rrd_rews [E, 1] = R_ep / T and,
     with bias correction, rrd_var_coef [E, 1]."""
@@ -152,7 +170,7 @@ class RRDReplayBuffer(ReplayBuffer):
 
 
 class IRCRReplayBuffer(ReplayBuffer):
-    """IRCR (SPEC section 8): every sampled transition's reward is its episode's return, min-max
+    """IRCR (docs/algorithms.md section 8): every sampled transition's reward is its episode's return, min-max
     normalised over all episodes held (FIFO buffer and heap); when they all have the same return
     the reward is 0. Half of each batch (the first ceil(B/2) rows) comes from the FIFO buffer,
     half from a heap of the `HEAP_SIZE` highest-return episodes ever stored, kept as copies in a
@@ -186,6 +204,19 @@ class IRCRReplayBuffer(ReplayBuffer):
         for episode in episodes:
             heap.add_frames(*episode)
         self.heap = heap
+
+    def save(self, folder):
+        state = super().save(folder)
+        state['heap'] = self.heap.save(folder, prefix='heap_') if self.heap is not None else None
+        state['ret_range'] = (self.ret_min, self.ret_max)
+        return state
+
+    def load(self, folder, state):
+        super().load(folder, state)
+        if state['heap'] is not None:
+            self.heap = EpisodeStorage(state['heap']['capacity'], state['heap']['slots'], **self.layout)
+            self.heap.load(folder, state['heap'], prefix='heap_')
+        self.ret_min, self.ret_max = state['ret_range']
 
     def normalised_returns(self, returns):
         span = self.ret_max - self.ret_min

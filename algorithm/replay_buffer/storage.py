@@ -5,8 +5,11 @@ Every buffer (vector or Atari frame-stack; plain, RRD or IRCR sampling) is built
 `history` (frames per observation). Numpy only, so both backends share it.
 """
 import math
+import os
 
 import numpy as np
+
+RING_FIELDS = ('frames', 'acts', 'rews', 'done')
 
 
 def mem_available():
@@ -201,3 +204,47 @@ class EpisodeStorage:
         slots = (self.ep_start[index] + np.arange(n_steps + self.history)) % self.slots
         fields = slots[self.history - 1:-1]
         return self.frames[slots], self.acts[fields], self.rews[fields], self.done[fields]
+
+    # ---- checkpoints ------------------------------------------------------------------------------
+    def save(self, folder, prefix=''):
+        """Write the held slots (oldest first) and episode rows as uncompressed .npy files in
+        `folder`; returns the scalars `load` needs. Only the filled part is written, through a
+        memory map in at most two slices, so even a full Atari ring is never copied in memory."""
+        base = int(self.ep_start[0]) if self.episodes_held else 0
+        held = int(self.slots_held)  # a numpy int after evictions: .npy headers want a Python int
+        head = min(held, self.slots - base)
+        for name in RING_FIELDS:
+            ring = getattr(self, name)
+            path = os.path.join(folder, f'{prefix}{name}.npy')
+            if held == 0:
+                np.save(path, ring[:0])
+                continue
+            rows = np.lib.format.open_memmap(path, mode='w+', dtype=ring.dtype, shape=(held, *ring.shape[1:]))
+            rows[:head] = ring[base:base + head]
+            rows[head:] = ring[:held - head]
+            rows.flush()
+            del rows
+        meta = {key: array[self._lo:self._hi].copy() for key, array in self._meta.items()}
+        meta['start'] = (meta['start'] - base) % self.slots
+        np.savez(os.path.join(folder, f'{prefix}episodes.npz'), **meta)
+        return {'capacity': self.capacity, 'slots': self.slots, 'steps_held': int(self.steps_held),
+                'slots_held': held, 'next_first': int(self._next_first)}
+
+    def load(self, folder, scalars, prefix=''):
+        """Refill this (empty, same-sized) storage from what `save` wrote; the held slots land at
+        the start of the ring, which changes no sample: draws depend on the episode rows only."""
+        if (scalars['capacity'], scalars['slots']) != (self.capacity, self.slots):
+            raise ValueError(f'the saved replay buffer holds {scalars["capacity"]} transitions in '
+                             f'{scalars["slots"]} slots, this one {self.capacity} in {self.slots}')
+        for name in RING_FIELDS:
+            rows = np.load(os.path.join(folder, f'{prefix}{name}.npy'), mmap_mode='r')
+            getattr(self, name)[:len(rows)] = rows
+        with np.load(os.path.join(folder, f'{prefix}episodes.npz')) as meta:
+            held = len(meta['len'])
+            self._meta = {key: np.zeros(max(64, 2 * held), dtype) for key, dtype in self._META_DTYPES.items()}
+            for key in self._meta:
+                self._meta[key][:held] = meta[key]
+        self._lo, self._hi = 0, held
+        self.steps_held, self.slots_held = scalars['steps_held'], scalars['slots_held']
+        self._next_first = scalars['next_first']
+        self._write = self.slots_held % self.slots

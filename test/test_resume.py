@@ -1,0 +1,293 @@
+"""Runs that never lose data (project issue 8): distinct outputs per run, checkpoints, `--resume`
+after SIGKILL at any point, clean stops on SIGINT/SIGTERM, stops on a non-finite loss.
+
+Killed runs are subprocesses; the reference and resumed runs run in this process (same machine,
+one thread), and on the torch backend a resumed run must reproduce the uninterrupted one exactly.
+"""
+import csv
+import glob
+import importlib.util
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+import train
+from algorithm.checkpoint import KILL_IN_CHECKPOINT, run_checkpoints
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Episodes of 70 steps cross cycle boundaries (cycles are 4 x 50 steps), so resuming replays a
+# running episode; RRD-SAC with observation normalisation covers every kind of agent state.
+TINY = ['--env=Pendulum-v1', '--alg=rrd', '--basis_alg=sac', '--rrd_batch_size=32', '--rrd_sample_size=8',
+        '--obs_normalization=True', '--epochs=1', '--cycles=3', '--iterations=4', '--timesteps=50',
+        '--train_batches=5', '--batch_size=32', '--warmup=100', '--buffer_size=2000', '--test_rollouts=1',
+        '--test_timesteps=70', '--cuda=False']
+TORCH, TF = ['--use_pytorch=True'], ['--use_pytorch=False']
+needs_tf = pytest.mark.skipif(importlib.util.find_spec('tensorflow') is None, reason='TensorFlow is not installed')
+
+
+@pytest.fixture(autouse=True)
+def in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv('USE_PYTORCH', raising=False)
+
+
+def start(logdir, *flags, env=None):
+    """A training subprocess, its console piped line by line."""
+    return subprocess.Popen([sys.executable, os.path.join(ROOT, 'train.py'), *TINY, f'--logdir={logdir}', *flags],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=dict(os.environ, **(env or {})))
+
+
+def wait_for(proc, predicate):
+    """Read the console until a line satisfies `predicate`; returns the lines read."""
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if predicate(line):
+            return lines
+    raise AssertionError('the run ended before the awaited line:\n' + ''.join(lines))
+
+
+def is_row(cycle):
+    return lambda line: line.split()[:2] == ['0', str(cycle)]
+
+
+def run_dir(logdir):
+    (path,) = glob.glob(os.path.join(logdir, 'models', '*'))
+    return path
+
+
+def table(logdir):
+    """The CSV rows without the time/* columns, as {column: text}."""
+    (path,) = glob.glob(os.path.join(logdir, 'csv', '*.csv'))
+    with open(path, newline='') as file:
+        return [{key: value for key, value in row.items() if not key.startswith('time/')}
+                for row in csv.DictReader(file)]
+
+
+def npz(logdir):
+    (path,) = glob.glob(os.path.join(logdir, 'rews', '**', '*.npz'), recursive=True)
+    with np.load(path) as data:
+        return {key: data[key] for key in data.files}
+
+
+def status(logdir):
+    with open(os.path.join(run_dir(logdir), 'status.json')) as file:
+        return json.load(file)
+
+
+def resume(logdir):
+    train.main(['--resume', run_dir(logdir)])
+
+
+@pytest.fixture(scope='module')
+def reference(tmp_path_factory):
+    """The uninterrupted torch run."""
+    logdir = str(tmp_path_factory.mktemp('reference'))
+    train.main([*TINY, *TORCH, f'--logdir={logdir}'])
+    return SimpleNamespace(table=table(logdir), npz=npz(logdir), logdir=logdir)
+
+
+def assert_same_run(logdir, reference):
+    assert table(logdir) == reference.table
+    got = npz(logdir)
+    assert sorted(got) == ['info', 'rewards', 'std', 'steps']
+    for key, value in reference.npz.items():
+        np.testing.assert_array_equal(got[key], value)
+    assert status(logdir)['status'] == 'finished'
+
+
+def test_reference_outputs(reference):
+    steps = [int(row['Steps']) for row in reference.table]
+    assert steps == [200, 400, 600]
+    assert reference.npz['steps'].tolist() == steps and reference.npz['info'].shape == (3, 2)
+    assert reference.npz['info'].dtype == np.float64
+    np.testing.assert_array_equal(reference.npz['info'], np.stack([steps, reference.npz['rewards']], 1))
+    config = json.load(open(os.path.join(run_dir(reference.logdir), 'config.json')))
+    assert config['run_name'] == os.path.basename(run_dir(reference.logdir)) and config['use_pytorch'] is True
+    assert '-rrd-sac-torch-seed0-' in config['run_name']
+    state = status(reference.logdir)
+    assert state['env_steps'] == state['total_env_steps'] == 600 and (state['epoch'], state['cycle']) == (0, 2)
+    assert state['resume'].endswith(f'--resume {run_dir(reference.logdir)}')
+    assert len(run_checkpoints(run_dir(reference.logdir))) == 2  # --keep_checkpoints 2
+    for path in glob.glob(os.path.join(reference.logdir, '**'), recursive=True):
+        if os.path.isfile(path):
+            assert stat.S_IMODE(os.stat(path).st_mode) == 0o644, path
+
+
+@pytest.mark.parametrize('kill', ['warmup', 'mid-cycle', 'checkpoint 2', 'checkpoint 3'])
+def test_torch_resume_after_sigkill_is_exact(tmp_path, reference, kill):
+    """SIGKILL before the first checkpoint (the run starts over under its name), inside a cycle
+    (resumes from the cycle-end checkpoint before), and inside the 2nd / 3rd checkpoint write
+    (the one before it is kept): the resumed run ends with the uninterrupted run's rows and npz."""
+    logdir = str(tmp_path / 'log')
+    if kill.startswith('checkpoint'):
+        proc = start(logdir, *TORCH, env={KILL_IN_CHECKPOINT: kill.split()[1]})
+        proc.communicate()
+        assert proc.returncode == -signal.SIGKILL
+        assert glob.glob(os.path.join(run_dir(logdir), '.tmp-ckpt-*'))  # the half-written one
+        assert len(run_checkpoints(run_dir(logdir))) == int(kill.split()[1]) - 1
+    else:
+        proc = start(logdir, *TORCH)
+        wait_for(proc, (lambda line: line.startswith('env: ')) if kill == 'warmup' else is_row(0))
+        if kill == 'mid-cycle':
+            time.sleep(0.3)  # past the first checkpoint, into the second cycle
+        proc.kill()
+        proc.communicate()
+    assert status(logdir)['status'] == 'running'
+    resume(logdir)
+    assert_same_run(logdir, reference)
+    assert not glob.glob(os.path.join(run_dir(logdir), '.tmp-ckpt-*'))
+
+
+def test_sigint_stops_cleanly_and_resumes_exactly(tmp_path, reference):
+    """SIGINT inside the second cycle: the update running finishes, a (mid-cycle) checkpoint is
+    written, one line gives the resume command, exit status 130, no traceback."""
+    signum = signal.SIGINT
+    logdir = str(tmp_path / 'log')
+    proc = start(logdir, *TORCH)
+    wait_for(proc, is_row(0))
+    time.sleep(0.3)
+    proc.send_signal(signum)
+    output, _ = proc.communicate()
+    assert proc.returncode == 130, output
+    assert 'Traceback' not in output
+    command = status(logdir)['resume']
+    (line,) = [line for line in output.splitlines() if 'resume with' in line]
+    assert line.endswith(command) and signal.Signals(signum).name in line
+    assert status(logdir)['status'] == 'interrupted'
+    resume(logdir)
+    assert_same_run(logdir, reference)
+
+
+def test_resume_rules(tmp_path, reference, capsys):
+    logdir = reference.logdir
+    with pytest.raises(SystemExit) as exit_info:  # flags that differ from the saved ones
+        train.main(['--resume', os.path.basename(run_dir(logdir)), f'--logdir={logdir}', '--seed=5', '--cycles=3'])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--seed 5 (the run has 0)" in err and '--cycles' not in err and len(err.splitlines()) == 1
+    assert train.main(['--resume', f'--logdir={logdir}', '--env=Pendulum-v1', '--seed=0']) is None
+    assert 'is finished (600 env steps); nothing to resume' in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(['--resume', f'--logdir={logdir}', '--seed=7'])
+    assert exit_info.value.code == 2 and 'no run in' in capsys.readouterr().err
+
+
+@needs_tf
+def test_tf_resume_records_every_point_once(tmp_path, reference, monkeypatch):
+    """TF's graph-level random streams restart on resume (see train.py), so the curve differs
+    after it; the weights, counters, evaluation points and the run's files continue exactly.
+    SIGTERM arrives (from the run itself) during the second cycle's test episodes."""
+    from learner import Tester
+    cycle_summary, tested = Tester.cycle_summary, []
+
+    def terminate_in_second_test(self, env_steps):
+        tested.append(env_steps)
+        if len(tested) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        cycle_summary(self, env_steps)
+    monkeypatch.setattr(Tester, 'cycle_summary', terminate_in_second_test)
+    logdir = str(tmp_path / 'log')
+    with pytest.raises(SystemExit) as exit_info:
+        train.main([*TINY, *TF, f'--logdir={logdir}'])
+    assert exit_info.value.code == 143 and status(logdir)['status'] == 'interrupted'
+    first = table(logdir)
+    (saved,) = run_checkpoints(run_dir(logdir))[-1:]
+    assert os.path.basename(saved) == 'step400-update30' and os.path.isdir(os.path.join(saved, 'agent'))
+    monkeypatch.undo()
+
+    loaded = {}
+    from algorithm.basis_alg.base import BaseAgent
+    load_model = BaseAgent.load_model
+
+    def keep_weights(self, path):
+        load_model(self, path)
+        variables = self.graph.get_collection('variables')
+        loaded.update(zip([var.op.name for var in variables], self.sess.run(variables)))
+    monkeypatch.setattr(BaseAgent, 'load_model', keep_weights)
+    resume(logdir)
+    rows = table(logdir)
+    assert [row['Steps'] for row in rows] == [row['Steps'] for row in reference.table]
+    assert rows[:2] == first  # rows up to the checkpoint are kept, the rest redone once
+    assert npz(logdir)['steps'].tolist() == [200, 400, 600]
+    assert status(logdir)['status'] == 'finished'
+
+    import tensorflow as tf
+    reader = tf.train.load_checkpoint(os.path.join(saved, 'agent', 'model'))
+    assert len(loaded) > 50 and all(np.array_equal(reader.get_tensor(name), value) for name, value in loaded.items())
+
+
+def test_two_seeds_two_backends_keep_their_files(tmp_path):
+    logdir = str(tmp_path / 'log')
+    backends = [TORCH] + ([TF] if importlib.util.find_spec('tensorflow') else [])
+    flags = ['--epochs=1', '--cycles=1', '--iterations=1', '--warmup=50', '--tag=exp']
+    for backend in backends:
+        for seed in (0, 1):
+            train.main([*TINY, *backend, *flags, f'--seed={seed}', f'--logdir={logdir}'])
+    files = sorted(glob.glob(os.path.join(logdir, 'rews', 'exp', '*', 'Pendulum-v1.npz')))
+    assert len(files) == 2 * len(backends)
+    names = [os.path.basename(os.path.dirname(path)) for path in files]
+    assert sorted(name.split('-seed')[0] for name in names) == sorted(
+        f'exp-Pendulum-v1-rrd-sac-{backend}' for backend in ('torch', 'tf')[:len(backends)] for _ in (0, 1))
+
+
+@pytest.mark.parametrize('flag', ['--tag=../../x', '--tag=a/b', '--tag=..', '--run_name=../x', '--run_name=a/b'])
+def test_names_that_are_paths_are_rejected_before_any_file(tmp_path, flag):
+    result = subprocess.run([sys.executable, os.path.join(ROOT, 'train.py'), *TINY, *TORCH, flag,
+                             f'--logdir={tmp_path / "log"}'], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 2
+    assert 'not a plain name' in result.stderr and 'Traceback' not in result.stderr
+    assert os.listdir(tmp_path) == []
+
+
+def test_nonfinite_loss_stops_keeping_the_last_good_checkpoint(tmp_path, monkeypatch, capsys):
+    from algorithm.basis_alg import sac_torch
+    train_q = sac_torch.SAC.q_losses
+    calls = []
+
+    def diverging(self, batch):  # finite for the first cycle's 10 updates (warm after 2 episodes)
+        updates, info = train_q(self, batch)
+        calls.append(1)
+        return updates, (dict(info, Q_loss=info['Q_loss'] * float('nan')) if len(calls) > 10 else info)
+    monkeypatch.setattr(sac_torch.SAC, 'q_losses', diverging)
+    logdir = str(tmp_path / 'log')
+    flags = [flag for flag in TINY if not flag.startswith(('--alg', '--basis_alg', '--rrd'))]
+    with pytest.raises(SystemExit) as exit_info:
+        train.main([*flags, *TORCH, '--alg=sac', f'--logdir={logdir}'])
+    assert exit_info.value.code == 3
+    err = capsys.readouterr().err
+    assert 'error: losses/Q_loss is nan at env step 400' in err and 'Traceback' not in err
+    assert status(logdir)['status'] == 'diverged'
+    assert [os.path.basename(path) for path in run_checkpoints(run_dir(logdir))] == ['step200-update10']
+
+
+def test_buffer_checkpoint_round_trip(tmp_path):
+    """A saved and reloaded buffer (after FIFO evictions wrapped its ring) samples what the
+    original samples; IRCR's heap and return range come back too."""
+    from algorithm.replay_buffer import create_buffer
+    args = SimpleNamespace(alg='ircr', env_category='classic', obs_dims=[3], acts_dims=[1], discrete=False,
+                           batch_size=16, buffer_size=300)
+    buffer, rng = create_buffer(args, np.random.RandomState(0)), np.random.RandomState(1)
+    for length in rng.randint(20, 90, size=12):
+        buffer.store_episode(rng.randn(length + 1, 3), rng.randn(length, 1), rng.randn(length), np.zeros(length))
+    state = buffer.save(str(tmp_path))
+    copy = create_buffer(args, np.random.RandomState(0))
+    copy.load(str(tmp_path), state)
+    assert (copy.step_counter, copy.ep_counter, copy.steps_held) == (buffer.step_counter, buffer.ep_counter,
+                                                                     buffer.steps_held)
+    for _ in range(3):
+        a, b = buffer.sample_batch(), copy.sample_batch()
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
+        episode = (rng.randn(31, 3), rng.randn(30, 1), rng.randn(30), np.zeros(30))
+        buffer.store_episode(*episode)
+        copy.store_episode(*episode)

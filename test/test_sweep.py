@@ -1,0 +1,268 @@
+"""tools/sweep.py: grid expansion and run names (no Ray), and real sweeps of tiny train.py runs on
+a local Ray instance: a 2 x 2 grid with a failing cell, a re-run that skips it, a killed sweep
+that a re-run continues."""
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tools import sweep
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ['--epochs=1', '--cycles=3', '--iterations=2', '--timesteps=50', '--train_batches=5',
+        '--batch_size=32', '--warmup=100', '--buffer_size=2000', '--test_rollouts=1',
+        '--test_timesteps=100']
+
+
+# ---- the grid, without Ray ----------------------------------------------------------------------
+def test_variants_name_their_train_flags():
+    assert sweep.variant_flags('sac') == ('--alg=sac',)
+    assert sweep.variant_flags('rrd') == ('--alg=rrd',)
+    assert sweep.variant_flags('rrd-sac') == ('--alg=rrd', '--basis_alg=sac')
+    assert sweep.variant_flags('ircr-td3') == ('--alg=ircr', '--basis_alg=td3')
+    assert sweep.variant_flags('rrd-l') == ('--alg=rrd', '--rrd_bias_correction=True')
+    assert sweep.variant_flags('rrd-l-td3') == ('--alg=rrd', '--rrd_bias_correction=True', '--basis_alg=td3')
+    assert sweep.variant_flags('k8', {'k8': '--alg=rrd --rrd_sample_size=8'}) == ('--alg=rrd', '--rrd_sample_size=8')
+    for bad in ('sac-td3', 'rrd-foo', 'ppo'):
+        with pytest.raises(sweep.SweepError, match='unknown algorithm variant'):
+            sweep.variant_flags(bad)
+
+
+def test_grid_expands_in_order_with_deterministic_run_names():
+    cells = sweep.expand('exp', ['Hopper-v2', 'Pendulum-v1'], ['rrd-l', 'sac'], ['torch', 'tf'], [0, 1],
+                         ['--epochs=2'], logdir='/logs')
+    assert len(cells) == 16
+    assert cells[0].run == 'exp-Hopper-v2-rrd-l-torch-seed0'
+    assert cells[1].run == 'exp-Hopper-v2-rrd-l-torch-seed1'
+    assert cells[2].run == 'exp-Hopper-v2-rrd-l-tf-seed0'
+    assert cells[-1].run == 'exp-Pendulum-v1-sac-tf-seed1'
+    assert cells[0].argv == ('--env=Hopper-v2', '--alg=rrd', '--rrd_bias_correction=True', '--use_pytorch=True',
+                             '--seed=0', '--tag=exp', '--logdir=/logs', '--epochs=2')
+    assert cells == sweep.expand('exp', ['Hopper-v2', 'Pendulum-v1'], ['rrd-l', 'sac'], ['torch', 'tf'], [0, 1],
+                                 ['--epochs=2'], logdir='/logs')
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    (dict(name='a/b'), 'not a plain name'),
+    (dict(backends=['jax']), 'unknown backend'),
+    (dict(seeds=[]), 'no seeds'),
+    (dict(overrides=['--seed=3']), '--seed is set by the sweep'),
+    (dict(overrides=['--logdir', 'x']), '--logdir is set by the sweep'),
+])
+def test_bad_grids_are_one_line_errors(kwargs, message):
+    grid = dict(name='s', envs=['Pendulum-v1'], algs=['sac'], backends=['torch'], seeds=[0]) | kwargs
+    with pytest.raises(sweep.SweepError, match=message):
+        sweep.expand(**grid)
+
+
+def test_seed_ranges():
+    assert sweep.parse_seeds(['0-3', '7', '2']) == [0, 1, 2, 3, 7]
+    for bad in ('3-1', 'x', '-1'):
+        with pytest.raises(sweep.SweepError, match='bad seed'):
+            sweep.parse_seeds([bad])
+
+
+def test_grid_file_with_flags_winning(tmp_path, capsys):
+    grid = tmp_path / 'grid.yaml'
+    grid.write_text('name: paper\nenvs: [Hopper-v2]\nalgs: [rrd, rrd-l, ircr]\nseeds: [0-2]\n'
+                    'overrides: --epochs=5\nvariants:\n  k8: --alg=rrd --rrd_sample_size=8\n')
+    assert sweep.main(['run', '--grid', str(grid), '--logdir', str(tmp_path), '--seeds', '4', '--algs', 'k8',
+                       '--dry_run', '--', '--cycles=2']) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [f'{sweep.TRAIN} --env=Hopper-v2 --alg=rrd --rrd_sample_size=8 --use_pytorch=True --seed=4 '
+                     f'--tag=paper --logdir={tmp_path} --epochs=5 --cycles=2 '
+                     f'--run_name=paper-Hopper-v2-k8-torch-seed4 --threads=1']
+    grid.write_text('name: paper\nenv: [Hopper-v2]\n')
+    assert sweep.main(['run', '--grid', str(grid), '--dry_run']) == 2
+    assert capsys.readouterr().err.strip() == (f"error: grid file {grid}: unexpected ['env']; allowed keys: "
+                                               f"name, envs, algs, backends, seeds, overrides, variants, logdir")
+
+
+@pytest.mark.parametrize('grid, cells', [('mujoco-paper.yaml', 8 * 3 * 30), ('backend-equivalence.yaml', 2 * 10)])
+def test_example_grids_expand(grid, cells, capsys):
+    assert sweep.main(['run', '--grid', os.path.join(REPO, 'tools', 'sweeps', grid), '--dry_run']) == 0
+    assert len(capsys.readouterr().out.splitlines()) == cells
+
+
+def test_memory_reservation_is_the_buffer_size_plus_overhead():
+    hopper, pong = sweep.expand('m', ['Hopper-v2', 'Pong'], ['rrd'], ['torch'], [0])
+    plan = sweep.Plan([hopper, pong])
+    overhead = sweep.PROCESS_OVERHEAD['torch']
+    hopper_buffer, pong_buffer = plan.memory[hopper.run] - overhead, plan.memory[pong.run] - overhead
+    # 1M Hopper transitions: 11 float32 obs + 3 float32 acts + reward + done, 5% spare slots.
+    assert 60e6 < hopper_buffer < 70e6
+    # 1M Atari frames of 84 x 84 bytes (stacks rebuilt from single frames), 2% spare slots.
+    assert 7.1e9 < pong_buffer < 7.5e9
+    assert plan.total_steps[hopper.run] == 3 * 100 * 100 * 100
+
+
+def test_cells_keep_their_flags(tmp_path):
+    record = sweep.Sweep(str(tmp_path), 's')
+    record.write_cells(record.merge_cells(sweep.expand('s', ['Pendulum-v1'], ['sac'], ['torch'], [0, 1])))
+    record.write_cells(record.merge_cells(sweep.expand('s', ['Pendulum-v1'], ['sac'], ['torch'], [2])))
+    assert len(record.cells()) == 3
+    with pytest.raises(sweep.SweepError, match=r'already ran with other flags \(differing: --epochs=2\)'):
+        record.merge_cells(sweep.expand('s', ['Pendulum-v1'], ['sac'], ['torch'], [0], ['--epochs=2']))
+
+
+def test_summary_from_existing_logs(tmp_path, capsys):
+    record = sweep.Sweep(str(tmp_path), 's')
+    done, stopped, pending = sweep.expand('s', ['Pendulum-v1'], ['sac'], ['torch'], [0, 1, 2])
+    record.write_cells(record.merge_cells([done, stopped, pending]))
+    for cell, status, returns in ((done, 'finished', [-900.0, -300.0, -450.0]), (stopped, 'interrupted', [-800.0])):
+        os.makedirs(tmp_path / 'models' / cell.run)
+        (tmp_path / 'models' / cell.run / 'status.json').write_text(json.dumps({'status': status}))
+        os.makedirs(tmp_path / 'csv', exist_ok=True)
+        with open(tmp_path / 'csv' / f'{cell.run}.csv', 'w', newline='') as file:
+            writer = csv.writer(file)
+            writer.writerow(['Epoch', 'Steps', 'charts/TestRewards'])
+            writer.writerows([0, 100 * (row + 1), value] for row, value in enumerate(returns))
+        record.record_event(run=cell.run, rc=0, status=status, seconds=30.0, node='n', ended=0)
+    record.record_event(run=done.run, rc=0, status='finished', seconds=45.0, node='n', ended=1)
+    assert sweep.main(['summary', '--name', 's', '--logdir', str(tmp_path), '--no_plots']) == 0
+    out = capsys.readouterr().out
+    assert f'| {done.run} | finished | 300 | -450.0 | -300.0 | 0:01:15 |' in out
+    assert f'| {stopped.run} | interrupted | 100 | -800.0 | -800.0 | 0:00:30 |' in out
+    assert f'| {pending.run} | pending | 0 | - | - | 0:00:00 |' in out
+    assert 'sweep s: 1 finished, 1 interrupted, 1 pending' in out
+    assert (tmp_path / 'sweeps' / 's' / 'summary.md').exists()
+    assert sweep.main(['summary', '--name', 'nope', '--logdir', str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith("error: no sweep 'nope' under")
+
+
+# ---- real sweeps on a local Ray instance --------------------------------------------------------
+def start_sweep(tmp_path, name, algs, seeds, extra=(), overrides=TINY):
+    """The sweep tool as a user runs it, in its own session (so its Ray processes can be cleaned
+    up as a group) and from an empty working directory (which must stay empty)."""
+    cwd = tmp_path / 'cwd'
+    cwd.mkdir(exist_ok=True)
+    grid = tmp_path / f'{name}.json'
+    grid.write_text(json.dumps({'name': name, 'envs': ['Pendulum-v1'], 'algs': algs, 'seeds': seeds,
+                                'overrides': overrides, 'logdir': str(tmp_path / 'log'),
+                                'variants': {'bad': '--alg=sac --gamma=2'}}))
+    return subprocess.Popen([sys.executable, os.path.join(REPO, 'tools', 'sweep.py'), 'run', '--grid', str(grid),
+                             '--num_cpus=2', '--progress_every=5', *extra],
+                            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def finish(proc, timeout=150):
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        kill_group(proc.pid)
+    return proc.returncode, out, err
+
+
+def kill_group(pgid):
+    """Ray's leftovers of a sweep (its agents outlive a SIGKILLed driver)."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def status(tmp_path, run):
+    path = tmp_path / 'log' / 'models' / run / 'status.json'
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def csv_steps(tmp_path, run):
+    with open(tmp_path / 'log' / 'csv' / f'{run}.csv', newline='') as file:
+        return [int(float(row['Steps'])) for row in csv.DictReader(file)]
+
+
+@pytest.fixture(scope='module')
+def grid_sweep(tmp_path_factory):
+    """A 2 x 2 grid (sac, rrd-sac) x seeds (0, 1) plus a cell that train.py rejects."""
+    tmp_path = tmp_path_factory.mktemp('sweep')
+    start = time.time()
+    rc, out, err = finish(start_sweep(tmp_path, 'grid', ['sac', 'rrd-sac', 'bad'], [0, 1]))
+    return tmp_path, rc, out, err, time.time() - start
+
+
+def test_grid_sweep_runs_every_cell_and_reports_the_failed_one(grid_sweep):
+    tmp_path, rc, out, err, seconds = grid_sweep
+    assert rc == 1, out + err  # some cell failed
+    runs = [f'grid-Pendulum-v1-{variant}-torch-seed{seed}' for variant in ('sac', 'rrd-sac') for seed in (0, 1)]
+    for run in runs:
+        assert status(tmp_path, run)['status'] == 'finished'
+        assert f'| {run} | finished | 300 |' in out
+        assert csv_steps(tmp_path, run) == [100, 200, 300]
+        assert (tmp_path / 'log' / 'rews' / 'grid' / run / 'Pendulum-v1.npz').exists()
+        config = json.loads((tmp_path / 'log' / 'models' / run / 'config.json').read_text())
+        assert config['tag'] == 'grid' and config['threads'] == 1 and config['run_name'] == run
+    assert json.loads((tmp_path / 'log' / 'models' / runs[3] / 'config.json').read_text())['alg'] == 'rrd'
+    bad = 'grid-Pendulum-v1-bad-torch-seed0'
+    log = tmp_path / 'log' / 'sweeps' / 'grid' / f'{bad}.out'
+    reported = next(line for line in out.splitlines() if line.startswith(f'FAILED   {bad}: '))
+    assert 'error: --gamma must be in [0, 1], got 2.0' in reported and reported.endswith(f'(log: {log})')
+    assert log.read_text().startswith('error: --gamma must be in [0, 1]')
+    assert 'sweep grid: 2 failed, 4 finished' in out
+    assert os.listdir(tmp_path / 'cwd') == []
+    assert err == '', err  # Ray's own messages stay out of the console
+    print(f'2 x 2 grid: {seconds:.0f} s')
+
+
+def test_rerun_skips_finished_cells(grid_sweep):
+    tmp_path = grid_sweep[0]
+    rc, out, err = finish(start_sweep(tmp_path, 'grid', ['sac', 'rrd-sac', 'bad'], [0, 1]))
+    assert rc == 1, out + err
+    assert 'sweep grid: 6 cells, 4 already done, 0 to run, 2 rejected' in out
+    log = (tmp_path / 'log' / 'sweeps' / 'grid' / 'grid-Pendulum-v1-sac-torch-seed0.out').read_text()
+    assert log.count('# sweep: ') == 1  # launched once, by the first sweep
+
+
+def test_killed_sweep_continues_on_rerun(tmp_path):
+    first, second = (f'killed-Pendulum-v1-sac-torch-seed{seed}' for seed in (0, 1))
+    longer = [*TINY, '--cycles=8']  # so that the kill lands mid-run
+    proc = start_sweep(tmp_path, 'killed', ['sac'], [0, 1], ['--num_cpus=1'], longer)  # one cell at a time
+    try:
+        deadline = time.time() + 90
+        while status(tmp_path, first).get('env_steps', 0) < 100 and time.time() < deadline:
+            time.sleep(0.2)
+        assert status(tmp_path, first).get('env_steps', 0) >= 100, 'the first cell never got going'
+        proc.kill()  # SIGKILL: no chance to stop the cells
+        proc.wait()
+        killed = time.time()
+        while status(tmp_path, first).get('status') == 'running' and time.time() < killed + 60:
+            time.sleep(0.2)  # the cell's train.py gets SIGTERM when its Ray worker dies
+        print(f'cell stopped {time.time() - killed:.1f} s after the sweep was killed')
+    finally:
+        kill_group(proc.pid)
+    assert status(tmp_path, first)['status'] == 'interrupted'
+    assert status(tmp_path, second) == {}
+    rc, out, err = finish(start_sweep(tmp_path, 'killed', ['sac'], [0, 1], overrides=longer))
+    assert rc == 0, out + err
+    for run in (first, second):
+        assert status(tmp_path, run)['status'] == 'finished'
+        assert csv_steps(tmp_path, run) == list(range(100, 900, 100))  # every evaluation point once
+    log = (tmp_path / 'log' / 'sweeps' / 'killed' / f'{first}.out').read_text()
+    assert f'--resume={first}' in log
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_running_cells_with_a_checkpoint(tmp_path):
+    run = 'stopped-Pendulum-v1-sac-torch-seed0'
+    longer = [*TINY, '--cycles=12']
+    proc = start_sweep(tmp_path, 'stopped', ['sac'], [0], overrides=longer)
+    try:
+        deadline = time.time() + 90
+        while status(tmp_path, run).get('env_steps', 0) < 100 and time.time() < deadline:
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in a terminal: the whole process group
+        rc, out, err = finish(proc)
+    finally:
+        kill_group(proc.pid)
+    assert rc == 130, out + err
+    assert f'stopped  {run}' in out and 'run the same command again to continue' in out
+    assert status(tmp_path, run)['status'] == 'interrupted'
+    assert 'stopped by SIGINT' in (tmp_path / 'log' / 'sweeps' / 'stopped' / f'{run}.out').read_text()
+    rc, out, err = finish(start_sweep(tmp_path, 'stopped', ['sac'], [0], overrides=longer))
+    assert rc == 0, out + err
+    assert csv_steps(tmp_path, run) == list(range(100, 1300, 100))
