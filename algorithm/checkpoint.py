@@ -46,7 +46,8 @@ def checkpoint_meta(args, backend):
 def check_meta(saved, expected, path):
     """Raise one clear CheckpointError naming every field where the file and the agent disagree."""
     if not isinstance(saved, dict):
-        raise CheckpointError(f'{path} has no metadata: it was not written by this repo\'s save_model')
+        raise CheckpointError(f'{path} has no metadata: it was not written by this repo\'s save_model; pick a '
+                              'checkpoint it wrote')
     diffs = [f'{key}: checkpoint has {saved.get(key)!r}, this run has {value!r}'
              for key, value in expected.items() if key != 'backend' and saved.get(key) != value]
     if diffs:

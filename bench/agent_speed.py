@@ -7,8 +7,9 @@ CartPole-sized (obs 4, 2 actions, batch 256) and `dqn-image` Atari-sized (84x84x
 and `train_pi` every `pi_delay_freq`-th update), then a target update, with every info value
 read back as a float. The backends take turns `--repeats` times on the same numpy batches and
 the best run counts, which damps the noise of a shared machine. Prints updates/s per backend, the
-torch / TF ratio (also per CPU second), and the matmul + conv FLOPs of one update as a fraction
-of the fp32 GEMM rate measured at the start.
+torch / TF ratio (also per CPU second), and the FLOP bound: the matmul + conv FLOPs of one update
+at the fp32 GEMM rate of one core (measured at the start), against the updates each backend
+makes per CPU second.
 
     python bench/agent_speed.py [--algs sac rrd-sac] [--updates 200] [--repeats 3] [--threads 1] [--json out.json]
 """
@@ -118,17 +119,20 @@ def update_flops(torch_agent, batch):
     return counter.get_total_flops()
 
 
-def gemm_gflops(threads, size=1024, calls=20):
-    """This machine's fp32 GEMM rate (best of 3 runs of `calls` [size]^3 products) with `threads`."""
+def gemm_gflops(size=1024, calls=20):
+    """This machine's fp32 GEMM rate per core: [size]^3 products on one thread, per CPU second (best
+    of 3), so other processes on the machine do not lower it."""
     import torch
-    torch.set_num_threads(threads)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     a, b = torch.randn(size, size), torch.randn(size, size)
     best = float('inf')
     for _ in range(3):
-        start = time.perf_counter()
+        start = time.process_time()
         for _ in range(calls):
             torch.mm(a, b)
-        best = min(best, time.perf_counter() - start)
+        best = min(best, time.process_time() - start)
+    torch.set_num_threads(threads)
     return 2 * size ** 3 * calls / best / 1e9
 
 
@@ -156,20 +160,20 @@ def main(argv=None):
     options = parser.parse_args(argv)
     import torch
     from utils.tf_utils import tf
-    gemm = gemm_gflops(options.threads)
+    gemm = gemm_gflops()
     print(f'torch {torch.__version__}, tensorflow {tf.__version__}; {options.threads} thread(s), fp32 GEMM '
-          f'{gemm:.0f} GFLOP/s; {options.updates} timed updates, best of {options.repeats}; '
+          f'{gemm:.0f} GFLOP/s per core; {options.updates} timed updates, best of {options.repeats}; '
           f'load average {os.getloadavg()[0]:.2f}')
     results = {'threads': options.threads, 'gemm_gflops': gemm, 'algs': {}}
     for alg in options.algs:
         updates = options.image_updates if alg.endswith('-image') else options.updates
         result = results['algs'][alg] = measure(alg, options.threads, updates, min(options.warmup, updates),
                                                 options.repeats)
-        bound = gemm * 1e9 / result['flops']
+        bound = gemm * 1e9 / result['flops']  # updates per CPU second at the GEMM rate
         print(f'{alg:>13}: TF {result["tf"]:7.1f} updates/s   torch {result["torch"]:7.1f} updates/s   '
               f'torch/TF {result["torch"] / result["tf"]:.2f} (CPU time: {result["torch_cpu"] / result["tf_cpu"]:.2f})   '
-              f'{result["flops"] / 1e6:.0f} MFLOP/update, '
-              f'FLOP bound {bound:.0f}/s (TF {result["tf"] / bound:.0%}, torch {result["torch"] / bound:.0%})')
+              f'{result["flops"] / 1e6:.0f} MFLOP/update, FLOP bound {bound:.0f} updates per CPU second '
+              f'(TF {result["tf_cpu"] / bound:.0%}, torch {result["torch_cpu"] / bound:.0%})')
     if options.json:
         with open(options.json, 'w') as file:
             json.dump(results, file)

@@ -110,7 +110,7 @@ def main():
     parser.add_argument('--iterations', type=int, default=30, help='timed iterations per backend')
     parser.add_argument('--round', type=int, default=5, help='iterations per alternating round')
     parser.add_argument('--warmup', type=int, default=1000, help='random steps stored before timing')
-    parser.add_argument('--buffer_size', type=int, default=20000)
+    parser.add_argument('--buffer_size', type=int, default=30000, help='at least --test_timesteps (27000)')
     parser.add_argument('--threads', type=int, default=1, help='threads of each backend')
     options = parser.parse_args()
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')

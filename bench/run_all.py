@@ -36,8 +36,9 @@ MEMORY_RUNS = {  # name: (CLI flags, transitions stored before the updates)
 
 
 def run(command, timeout=1200):
-    """Run a bench script in a subprocess (one thread unless it sets its own); its stdout."""
-    env = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2', 'OMP_NUM_THREADS': os.environ.get('OMP_NUM_THREADS', '2')}
+    """Run a bench script in a subprocess; its stdout."""
+    env = {'OMP_NUM_THREADS': '2', 'OMP_WAIT_POLICY': 'PASSIVE', **os.environ,  # as train.py runs torch
+           'TF_CPP_MIN_LOG_LEVEL': '2'}
     result = subprocess.run([sys.executable, *command], capture_output=True, text=True, timeout=timeout, env=env,
                             cwd=ROOT)
     if result.returncode:
@@ -123,16 +124,15 @@ def ratio(a, b):
 
 def speed_table(speeds):
     lines = ['| agent | threads | TF updates/s | torch updates/s | torch/TF | torch/TF per CPU second | '
-             'MFLOP/update | FLOP bound updates/s | TF of bound | torch of bound | GPU |',
+             'MFLOP/update | FLOP bound, updates per CPU second | TF of bound | torch of bound | GPU |',
              '|---|---|---|---|---|---|---|---|---|---|---|']
     for result in speeds:
-        bound_rate = result['gemm_gflops'] * 1e9
         for alg, r in result['algs'].items():
-            bound = bound_rate / r['flops']
+            bound = result['gemm_gflops'] * 1e9 / r['flops']
             lines.append(f'| {alg} | {result["threads"]} | {r["tf"]:.1f} | {r["torch"]:.1f} | '
                          f'**{ratio(r["torch"], r["tf"])}** | {ratio(r["torch_cpu"], r["tf_cpu"])} | '
-                         f'{r["flops"] / 1e6:.0f} | {bound:.0f} | {r["tf"] / bound:.0%} | {r["torch"] / bound:.0%} | '
-                         f'not lent |')
+                         f'{r["flops"] / 1e6:.0f} | {bound:.0f} | {r["tf_cpu"] / bound:.0%} | '
+                         f'{r["torch_cpu"] / bound:.0%} | not lent |')
     return lines
 
 
@@ -207,9 +207,9 @@ def main():
              '## Update speed (same batches for both backends; learner-shaped updates incl. target update)', '',
              *speed_table(speeds), '',
              'FLOP bound: matmul + convolution FLOPs of one update (counted by torch, forward and backward) '
-             'over this machine\'s fp32 GEMM rate measured in the same run '
-             f'({speeds[0]["gemm_gflops"]:.0f} GFLOP/s with 1 thread, {speeds[1]["gemm_gflops"]:.0f} with 2; '
-             '1024^3 products); "of bound" is the fraction of that ceiling each backend reaches.', '',
+             f'at this machine\'s fp32 GEMM rate per core, measured in the same run ({speeds[0]["gemm_gflops"]:.0f} '
+             'GFLOP/s per CPU second, 1024^3 products); "of bound" is the share of it each backend reaches per CPU '
+             'second it runs (so other processes on the machine do not count against it).', '',
              '## Levers: what each PyTorch speed-up gives alone (1 thread)', '', *lever_table(levers), '',
              '## End-to-end RRD-SAC on HalfCheetah (env step + acting + one update per step, 1 thread)', '',
              '| backend | env steps/s | env + acting ms/step | sample + update ms/update |', '|---|---|---|---|',

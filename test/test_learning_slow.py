@@ -4,7 +4,8 @@ learns from episodic rewards, which pay the episode's return at its last step an
 - RRD-DQN on CartPole-v1 with the settings of `tools/learning_check.py --preset cartpole`, where
   it reaches a test return of ~100-230 after 5k-10k env steps (seeds 0 and 1,
   docs/results/learning_check_cartpole.txt) from ~10-20 at the first evaluation.
-- RRD-SAC on Pendulum-v1 (200-step episodes): a random policy scores about -1200 to -1500.
+- RRD-SAC on Pendulum-v1 (200-step episodes): from about -1470 at the first evaluation to about
+  -150 from 6k env steps on (seed 0: -1467, -995, -230, -149, -150, -166 per 2000 steps).
 """
 import csv
 import glob
@@ -41,4 +42,4 @@ def test_rrd_sac_learns_episodic_pendulum(tmp_path):
         '--test_timesteps=200', '--warmup=1000', '--buffer_size=100000', '--train_batches=50', '--batch_size=128',
         '--rrd_batch_size=128', '--rrd_sample_size=32'])
     print('test returns per 2000 env steps:', returns)
-    assert returns[0] < -900 and max(returns[-3:]) > -500, returns
+    assert returns[0] < -900 and min(returns[-3:]) > -500, returns

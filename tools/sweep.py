@@ -13,10 +13,12 @@ optional basis algorithm (`sac`, `rrd`, `rrd-sac`, `ircr-td3`), the paper's RRD-
 file's `variants:` (name -> train.py flags). Flags after `--` go to every cell.
 
 Re-running a sweep is safe: cells whose `models/<run>/status.json` says finished (or diverged:
-it would diverge again) are skipped, cells with a status.json continue with `train.py --resume`,
-the rest start. A failed cell is reported with its console log, `<logdir>/sweeps/<sweep>/<run>.out`,
-and the others go on. Ctrl-C (or SIGTERM) sends SIGINT to the running cells, which checkpoint
-and exit; the same command then continues.
+it would diverge again) are skipped, cells that train.py created (`models/<run>/config.json`)
+continue with `train.py --resume <run>` and their saved flags, the rest start. A failed cell
+is reported with its console log, `<logdir>/sweeps/<sweep>/<run>.out`, and the others go on.
+Ctrl-C (or SIGTERM) sends SIGINT to the running cells, which checkpoint and exit; the same
+command then continues. If the sweep itself is killed, its Ray workers die and each cell's
+train.py gets SIGTERM (it checkpoints too).
 
 Ray (`pip install -r requirements-extra.txt`) schedules the cells. By default it is a local
 instance with `--num_cpus` (all cores) CPUs, one cell per `--threads` cores (default 1; each
@@ -26,15 +28,18 @@ cells see no GPU) and `memory=` its replay buffer's own size (the buffer is buil
 with the cell's flags: numpy reserves but does not touch its pages) plus a fixed per-process
 overhead, so Ray never packs more runs on a node than fit.
 
-Cluster: every node runs the cells from the same repository path and writes to `--logdir`
-directly, so on more than one node both must be on a shared filesystem (NFS, ...) mounted at the
-same path; a cell that lands on a node which cannot see the sweep's folder fails with one line
-saying so. Ray's own files go to its temp folder (/tmp/ray), never into the working directory.
+Cluster: every node runs the cells with the driver's Python (the same interpreter path and
+packages) from the same repository path, writing to `--logdir` directly; so on more than one node
+the repository and the logdir must be on a shared filesystem (NFS, ...) mounted at the same path
+everywhere. A cell that lands on a node which cannot see them fails with one line saying so.
+Ray's own files go to its temp folder (/tmp/ray), never into the working directory; its console
+messages are kept off the sweep's console.
 
 The sweep's folder `<logdir>/sweeps/<sweep>/` holds `sweep.json` (each cell's train.py flags),
-`events.jsonl` (one line per finished process: exit code, status, wall seconds, node), the cells'
-console logs, and `summary.md` / `summary.csv` plus the learning-curve plot and aggregate
-statistics of tools/plot.py when that tool is present.
+`events.jsonl` (one line per ended process: exit code, status, wall seconds, node), the cells'
+console logs, and `summary.md` / `summary.csv` (per cell: status, env steps, final and best test
+return from its CSV, wall time summed over the processes this tool saw end) plus tools/plot.py's
+learning curves by variant and backend and, given `--norm`/`--reference`, its aggregate statistics.
 """
 import argparse
 import contextlib
@@ -187,6 +192,9 @@ def load_grid_file(path):
         raise SweepError(f'grid file {path}: unexpected {extra}; allowed keys: {", ".join(keys)}')
     if isinstance(grid.get('overrides'), str):
         grid['overrides'] = shlex.split(grid['overrides'])
+    for key in ('envs', 'algs', 'backends', 'seeds'):
+        if key in grid and not isinstance(grid[key], list):
+            grid[key] = [grid[key]]  # `seeds: 0-9`, `envs: Hopper-v2`
     return grid
 
 
@@ -311,10 +319,10 @@ def run_bytes(args):
 
 
 class Plan:
-    """Per cell: parsed flags (or the error), memory to reserve and env steps in total."""
+    """Per cell: train.py's error for its flags, or the memory to reserve and its env steps."""
 
     def __init__(self, cells):
-        self.args, self.errors, self.memory, self.total_steps = {}, {}, {}, {}
+        self.errors, self.memory, self.total_steps = {}, {}, {}
         sizes = {}
         for cell in cells:
             args, error = parse_cell(cell)
@@ -327,6 +335,11 @@ class Plan:
                     sizes[key] = run_bytes(args)
                 except MemoryError as error:
                     raise SweepError(f'cell {cell.run}: {error}') from None
+                except (ValueError, ImportError) as error:  # its env cannot be built here
+                    sizes[key] = f'error: {error}'
+            if isinstance(sizes[key], str):
+                self.errors[cell.run] = sizes[key]
+                continue
             self.memory[cell.run] = sizes[key] + PROCESS_OVERHEAD[cell.backend]
             self.total_steps[cell.run] = args.epochs * args.cycles * args.iterations * args.timesteps
 
@@ -597,7 +610,7 @@ def stop_cells(ray, sweep, launched, progress):
     """Ctrl-C: cells not started yet are dropped, running ones get SIGINT and checkpoint."""
     running = set(running_runs(ray, launched))
     print(f'\nstopping: {len(running)} running cells write a checkpoint and exit '
-          f'(Ctrl-C again to leave them to finish alone)', flush=True)
+          f'(Ctrl-C again to stop waiting for them)', flush=True)
     for ref, (cell, actor, _) in list(launched.items()):
         if cell.run in running:
             actor.interrupt.remote()
