@@ -2,6 +2,7 @@
 a local Ray instance: a 2 x 2 grid with a failing cell, a re-run that skips it, a killed sweep
 that a re-run continues."""
 import csv
+import importlib.util
 import json
 import os
 import signal
@@ -13,6 +14,9 @@ import pytest
 
 from tools import sweep
 
+needs_ray = pytest.mark.skipif(importlib.util.find_spec('ray') is None,
+                               reason='Ray is an extra: pip install -r requirements-extra.txt')
+needs_yaml = pytest.mark.skipif(importlib.util.find_spec('yaml') is None, reason='PyYAML (a Ray dependency)')
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ['--epochs=1', '--cycles=3', '--iterations=2', '--timesteps=50', '--train_batches=5',
         '--batch_size=32', '--warmup=100', '--buffer_size=2000', '--test_rollouts=1',
@@ -67,6 +71,7 @@ def test_seed_ranges():
             sweep.parse_seeds([bad])
 
 
+@needs_yaml
 def test_grid_file_with_flags_winning(tmp_path, capsys):
     grid = tmp_path / 'grid.yaml'
     grid.write_text('name: paper\nenvs: [Hopper-v2]\nalgs: [rrd, rrd-l, ircr]\nseeds: [0-2]\n'
@@ -83,13 +88,16 @@ def test_grid_file_with_flags_winning(tmp_path, capsys):
                                                f"name, envs, algs, backends, seeds, overrides, variants, logdir")
 
 
+@needs_yaml
 @pytest.mark.parametrize('grid, cells', [('mujoco-paper.yaml', 8 * 3 * 30), ('backend-equivalence.yaml', 2 * 10)])
 def test_example_grids_expand(grid, cells, capsys):
     assert sweep.main(['run', '--grid', os.path.join(REPO, 'tools', 'sweeps', grid), '--dry_run']) == 0
     assert len(capsys.readouterr().out.splitlines()) == cells
 
 
-def test_memory_reservation_is_the_buffer_size_plus_overhead():
+def test_memory_reservation_is_the_buffer_size_plus_overhead(monkeypatch):
+    from algorithm.replay_buffer import storage
+    monkeypatch.setattr(storage, 'mem_available', lambda: None)  # 7 GB of Atari frames fit anywhere
     hopper, pong = sweep.expand('m', ['Hopper-v2', 'Pong'], ['rrd'], ['torch'], [0])
     plan = sweep.Plan([hopper, pong])
     overhead = sweep.PROCESS_OVERHEAD['torch']
@@ -186,6 +194,7 @@ def grid_sweep(tmp_path_factory):
     return tmp_path, rc, out, err, time.time() - start
 
 
+@needs_ray
 def test_grid_sweep_runs_every_cell_and_reports_the_failed_one(grid_sweep):
     tmp_path, rc, out, err, seconds = grid_sweep
     assert rc == 1, out + err  # some cell failed
@@ -209,6 +218,7 @@ def test_grid_sweep_runs_every_cell_and_reports_the_failed_one(grid_sweep):
     print(f'2 x 2 grid: {seconds:.0f} s')
 
 
+@needs_ray
 def test_rerun_skips_finished_cells(grid_sweep):
     tmp_path = grid_sweep[0]
     rc, out, err = finish(start_sweep(tmp_path, 'grid', ['sac', 'rrd-sac', 'bad'], [0, 1]))
@@ -218,6 +228,7 @@ def test_rerun_skips_finished_cells(grid_sweep):
     assert log.count('# sweep: ') == 1  # launched once, by the first sweep
 
 
+@needs_ray
 def test_killed_sweep_continues_on_rerun(tmp_path):
     first, second = (f'killed-Pendulum-v1-sac-torch-seed{seed}' for seed in (0, 1))
     longer = [*TINY, '--cycles=20']  # so that the kill lands mid-run
@@ -246,6 +257,7 @@ def test_killed_sweep_continues_on_rerun(tmp_path):
 
 
 @pytest.mark.slow
+@needs_ray
 def test_ctrl_c_stops_running_cells_with_a_checkpoint(tmp_path):
     run = 'stopped-Pendulum-v1-sac-torch-seed0'
     longer = [*TINY, '--cycles=20']

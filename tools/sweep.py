@@ -2,7 +2,7 @@
 
     python tools/sweep.py run --name paper --envs Hopper-v2 Walker2d-v2 --algs rrd rrd-l ircr \\
         --backends torch --seeds 0-9 -- --epochs=10
-    python tools/sweep.py run --grid tools/sweeps/mujoco-paper.yaml      # the same from a file
+    python tools/sweep.py run --grid tools/sweeps/mujoco-paper.yaml      # the paper's main grid
     python tools/sweep.py summary --name paper                           # table (+ plots) from the logs
 
 Every cell of the grid is one ordinary `python train.py` process with the deterministic run name
@@ -22,11 +22,14 @@ train.py gets SIGTERM (it checkpoints too).
 
 Ray (`pip install -r requirements-extra.txt`) schedules the cells. By default it is a local
 instance with `--num_cpus` (all cores) CPUs, one cell per `--threads` cores (default 1; each
-cell's BLAS/torch/TF threads are set to match); `--address` joins an existing cluster instead.
+cell's BLAS/torch/TF threads are set to match); `--address HOST:PORT` (or `auto`) joins an
+existing cluster instead (with Ray's token authentication on, export RAY_AUTH_MODE=token).
 Each cell reserves `--threads` CPUs, `--gpus_per_run` GPUs (fractions share a GPU; with 0 the
-cells see no GPU) and `memory=` its replay buffer's own size (the buffer is built on the driver
-with the cell's flags: numpy reserves but does not touch its pages) plus a fixed per-process
-overhead, so Ray never packs more runs on a node than fit.
+cells see no GPU) and `memory=` its replay buffer's own size plus one update's batch and a fixed
+per-process overhead, so Ray never packs more runs on a node than fit. The driver sizes each
+distinct buffer by building it with the cell's flags (numpy reserves the arrays without touching
+them, so this costs nothing); the buffer's own check then wants that much memory available on
+the driver, so start a sweep on a node that could run one of its cells.
 
 Cluster: every node runs the cells with the driver's Python (the same interpreter path and
 packages) from the same repository path, writing to `--logdir` directly; so on more than one node
@@ -422,7 +425,8 @@ def start_ray(opts):
             ray.init(address=opts.address, **common)
         except (ConnectionError, RuntimeError, ValueError) as error:
             raise SweepError(f'cannot connect to the Ray cluster at {opts.address}: '
-                             f'{str(error).splitlines()[0]}; check the address (ray status)') from None
+                             f'{str(error).splitlines()[0]}; check the address (`ray status`), and '
+                             f'for a cluster with token authentication set RAY_AUTH_MODE=token') from None
     else:
         # A fresh local instance turns Ray's token authentication on and says so; that note
         # is not the sweep's business.
@@ -525,6 +529,7 @@ def run_cells(sweep, cells, plan, opts):
 
 
 def launch(ray, sweep, plan, opts, skipped, todo):
+    """Report the cells train.py rejects, start the others as Ray actors and wait for them."""
     failed = {}
     for run, error in plan.errors.items():
         with open(sweep.out_path(run), 'a') as out:
@@ -730,7 +735,8 @@ def build_parser():
         description=__doc__.split('\n\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog='Give train.py flags for every cell after --, e.g. `-- --epochs=10`.')
     commands = parser.add_subparsers(dest='command', required=True)
-    run = commands.add_parser('run', help='run (or continue) a sweep')
+    run = commands.add_parser('run', help='run (or continue) a sweep',
+                              epilog='train.py flags for every cell go after --, e.g. `-- --epochs=10`')
     summary = commands.add_parser('summary', help='the summary table (and plots) from existing logs')
     for sub in (run, summary):
         sub.add_argument('--name', help='sweep name: tag and run-name prefix of its cells')

@@ -178,11 +178,15 @@ def step_optimizers(optimizers):
         for group in optimizer.param_groups:
             AdamTF.advance(group)
             params = [param for param in group['params'] if param.grad is not None]
+            if not params:
+                continue
             states = [optimizer.state[param] for param in params]
             for param, state in zip(params, states):
                 if not state:
                     state.update(step=torch.zeros((), device=param.device), exp_avg=torch.zeros_like(param),
                                  exp_avg_sq=torch.zeros_like(param))
+                elif state['step'].device != param.device:  # loaded from a foreach Adam's CPU-side count
+                    state['step'] = state['step'].to(param.device)
             beta1, beta2 = group['betas']
             steps = [state['step'] for state in states]
             torch._foreach_add_(steps, 1.0)  # the kernel reads the count; torch.optim advances it first

@@ -1,5 +1,5 @@
 """Optional Weights & Biases tracking (`train.py --track`), in CleanRL's convention: one W&B run
-per training run, named like it, holding its flags as the config and every scalar the Logger
+per training run, named like it (its id is the run name, so a resumed run continues it), holding its flags as the config and every scalar the Logger
 writes to TensorBoard, at the same env step.
 
 The Logger hands the scalars over itself rather than through wandb's `sync_tensorboard`: that
@@ -21,8 +21,8 @@ class Tracker:
             raise ValueError(f'--track needs wandb, which is not installed; {INSTALL_HINT}') from None
         os.makedirs(logdir, exist_ok=True)
         try:
-            self.run = wandb.init(project=args.wandb_project, entity=args.wandb_entity, name=name,
-                                  config=vars(args), dir=logdir)
+            self.run = wandb.init(project=args.wandb_project, entity=args.wandb_entity, name=name, id=name,
+                                  resume='allow', config=vars(args), dir=logdir)
         except wandb.errors.Error as error:
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise ValueError(f'--track: wandb could not start a run ({reason}); log in with `wandb login`, '
