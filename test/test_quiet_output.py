@@ -13,7 +13,9 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = ['--epochs=1', '--cycles=1', '--iterations=2', '--timesteps=20', '--warmup=20', '--batch_size=16',
+# Two cycles, the first without updates: its TimeLeft is unknown (NaN), which must not reach
+# TensorBoard (tensorboardX prints a line for each non-finite scalar).
+TINY = ['--epochs=1', '--cycles=2', '--iterations=2', '--timesteps=20', '--warmup=60', '--batch_size=16',
         '--test_rollouts=1', '--test_timesteps=20', '--buffer_size=1000', '--train_batches=2']
 # Every line a run of --env HalfCheetah-v2 --alg sac may print on stderr (the logger's lines).
 PROJECT_LINES = ('HalfCheetah-v2 needs mujoco-py; running the maintained HalfCheetah-v5 instead',
@@ -31,6 +33,7 @@ def run_quietly(tmp_path, backend_flags):
     unexpected = [line for line in result.stderr.splitlines() if line not in PROJECT_LINES]
     assert unexpected == [], result.stderr
     assert 'warning' not in result.stdout.lower(), result.stdout
+    assert 'NaN or Inf' not in result.stdout, result.stdout
     return result
 
 

@@ -309,7 +309,11 @@ class Logger:
                 self.add_item(key)
         self._print_row(row)
         self._write_csv(row)
-        scalars = {key: value for key, value in row.items() if not isinstance(value, str)}
+        # Unknown values (TimeLeft before the first update, a correlation of a constant reward) stay
+        # in the table and CSV; TensorBoard and W&B get finite numbers only (tensorboardX would
+        # print a warning for each).
+        scalars = {key: value for key, value in row.items()
+                   if not isinstance(value, str) and math.isfinite(value)}
         if self.writer is not None:
             for key, value in scalars.items():
                 self.writer.add_scalar(key, value, step)
