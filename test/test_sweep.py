@@ -118,6 +118,20 @@ def test_cells_keep_their_flags(tmp_path):
         record.merge_cells(sweep.expand('s', ['Pendulum-v1'], ['sac'], ['torch'], [0], ['--epochs=2']))
 
 
+def test_progress_eta_counts_the_steps_of_ended_cells():
+    """The ETA extrapolates the sweep's speed so far: cells that already ended count towards it."""
+    status = {'a': {'env_steps': 8000, 'total_env_steps': 8000},
+              'b': {'env_steps': 2000, 'total_env_steps': 8000}}
+    fake_sweep = type('FakeSweep', (), {'name': 'demo', 'status': lambda self, run: status.get(run)})()
+    plan = type('FakePlan', (), {'total_steps': {'a': 8000, 'b': 8000, 'c': 8000}})()
+    progress = sweep.Progress(fake_sweep, plan, ['a', 'b', 'c'], {})
+    progress.first_steps = {run: (0, 8000) for run in 'abc'}
+    progress.start -= 100  # 10,000 steps in 100 s; 6,000 + 8,000 left: 140 s
+    progress.todo.remove('a')
+    line = progress.line(['b']).splitlines()[0]
+    assert '1 running, 1 queued' in line and line.endswith('ETA 0:02:20'), line
+
+
 def test_summary_from_existing_logs(tmp_path, capsys):
     record = sweep.Sweep(str(tmp_path), 's')
     done, stopped, pending = sweep.expand('s', ['Pendulum-v1'], ['sac'], ['torch'], [0, 1, 2])

@@ -490,9 +490,9 @@ class Progress:
     def line(self, running):
         """Counts, ETA (the steps left at the sweep's overall speed so far), steps per running cell."""
         queued = [run for run in self.todo if run not in running]
-        steps = {run: self.steps(run) for run in self.todo}
-        gained = sum(steps[run][0] - self.first_steps[run][0] for run in self.todo)
-        left = sum(max(total - done, 0) for done, total in steps.values())
+        steps = {run: self.steps(run) for run in self.first_steps}  # ended cells' steps count too
+        gained = sum(steps[run][0] - first for run, (first, _) in self.first_steps.items())
+        left = sum(max(total - done, 0) for done, total in (steps[run] for run in self.todo))
         elapsed = time.time() - self.start
         eta = format_seconds(left * elapsed / gained) if gained > 0 else 'unknown'
         lines = [f'[{self.sweep.name} {format_seconds(elapsed)}] {len(self.done)} done, '
