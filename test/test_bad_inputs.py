@@ -7,6 +7,7 @@ env is built; they use a tiny CartPole configuration so that a check that stoppe
 train for a moment, write its logs and fail the row.
 """
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import zipfile
 import pytest
 import torch
 
+import arguments
 import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -130,7 +132,14 @@ ROWS = {
                               ['--rrd_batch_size 1000000000000:', 'use a smaller --batch_size or --rrd_batch_size']),
     'absurd buffer size': (TINY + TORCH + ['--buffer_size=1e13'],
                            ['the replay buffer (--buffer_size 10000000000000:', 'use a smaller --buffer_size']),
-    # ---- resuming (--resume): rows to come --------------------------------------------------------
+    # ---- resuming (--resume; `workspace` holds a run 'fake-run': CartPole-v1, dqn, seed 0) ----------
+    'resume a run that is not there': (['--resume', 'nosuchrun'],
+                                       ["--resume nosuchrun: no run 'nosuchrun' in", 'give a run folder']),
+    'resume a file': (['--resume', '{tmp}/a_file'], ['no run folder there', 'give a run name']),
+    'resume with a flag the run does not have': (['--resume', 'fake-run', '--seed', '3'],
+                                                 ['--seed 3 (the run has 0)', 'a resumed run keeps its flags']),
+    'bare resume matching no run': (['--resume', '--env', 'CartPole-v1', '--alg', 'dqn', '--seed', '7'],
+                                    ['no run in', 'matches the flags given', 'name the run']),
 }
 
 
@@ -152,6 +161,11 @@ def workspace(tmp_path, monkeypatch):
         (tmp_path / name).mkdir()
         for file in files:
             (tmp_path / name / file).write_text('{}')
+    run_dir = tmp_path / 'log' / 'models' / 'fake-run'
+    run_dir.mkdir(parents=True)
+    flags = vars(arguments.get_args(['--env', 'CartPole-v1', '--alg', 'dqn']))
+    (run_dir / 'config.json').write_text(json.dumps({key: value for key, value in flags.items()
+                                                     if key not in ('env_category', 'discrete')}))
     return tmp_path
 
 
