@@ -138,8 +138,8 @@ def test_torch_resume_after_sigkill_is_exact(tmp_path, reference, kill):
     else:
         proc = start(logdir, *TORCH)
         wait_for(proc, (lambda line: line.startswith('env: ')) if kill == 'warmup' else is_row(0))
-        if kill == 'mid-cycle':
-            time.sleep(0.3)  # past the first checkpoint, into the second cycle
+        while kill == 'mid-cycle' and not run_checkpoints(run_dir(logdir)):
+            time.sleep(0.005)  # past the first checkpoint, into the second cycle (two still to run)
         proc.kill()
         proc.communicate()
     assert status(logdir)['status'] == 'running'
@@ -149,13 +149,13 @@ def test_torch_resume_after_sigkill_is_exact(tmp_path, reference, kill):
 
 
 def test_sigint_stops_cleanly_and_resumes_exactly(tmp_path, reference):
-    """SIGINT inside the second cycle: the update running finishes, a (mid-cycle) checkpoint is
-    written, one line gives the resume command, exit status 130, no traceback."""
+    """A real Ctrl-C right after the first row (two cycles are still to run, so it lands however
+    fast the machine is): a checkpoint is written, one line gives the resume command, exit
+    status 130, no traceback."""
     signum = signal.SIGINT
     logdir = str(tmp_path / 'log')
     proc = start(logdir, *TORCH)
     wait_for(proc, is_row(0))
-    time.sleep(0.3)
     proc.send_signal(signum)
     output, _ = proc.communicate()
     assert proc.returncode == 130, output
@@ -164,6 +164,30 @@ def test_sigint_stops_cleanly_and_resumes_exactly(tmp_path, reference):
     (line,) = [line for line in output.splitlines() if 'resume with' in line]
     assert line.endswith(command) and signal.Signals(signum).name in line
     assert status(logdir)['status'] == 'interrupted'
+    resume(logdir)
+    assert_same_run(logdir, reference)
+
+
+def test_sigint_mid_cycle_resumes_exactly(tmp_path, reference, monkeypatch):
+    """SIGINT during an update in the middle of the second cycle (sent by the run itself, so it
+    lands there on any machine): the update finishes, a mid-cycle checkpoint is written, and the
+    resumed run continues from inside the cycle to exactly the uninterrupted run."""
+    from learner import Learner
+    train_step = Learner.train_step
+
+    def interrupt_at_update_17(self):
+        train_step(self)
+        if self.updates == 17:
+            os.kill(os.getpid(), signal.SIGINT)
+    monkeypatch.setattr(Learner, 'train_step', interrupt_at_update_17)
+    logdir = str(tmp_path / 'log')
+    with pytest.raises(SystemExit) as exit_info:
+        train.main([*TINY, *TORCH, f'--logdir={logdir}'])
+    assert exit_info.value.code == 130 and status(logdir)['status'] == 'interrupted'
+    saved = os.path.basename(run_checkpoints(run_dir(logdir))[-1])
+    steps = int(saved.split('-')[0][len('step'):])
+    assert saved.endswith('-update17') and 200 < steps < 400, saved  # inside the second cycle
+    monkeypatch.undo()
     resume(logdir)
     assert_same_run(logdir, reference)
 

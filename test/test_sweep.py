@@ -245,7 +245,7 @@ def test_rerun_skips_finished_cells(grid_sweep):
 @needs_ray
 def test_killed_sweep_continues_on_rerun(tmp_path):
     first, second = (f'killed-Pendulum-v1-sac-torch-seed{seed}' for seed in (0, 1))
-    longer = [*TINY, '--cycles=20']  # so that the kill lands mid-run
+    longer = [*TINY, '--cycles=20', '--train_batches=50']  # seconds per cell even on a fast machine: the kill lands mid-run
     proc = start_sweep(tmp_path, 'killed', ['sac'], [0, 1], ['--num_cpus=1'], longer)  # one cell at a time
     try:
         deadline = time.time() + 90
@@ -274,7 +274,7 @@ def test_killed_sweep_continues_on_rerun(tmp_path):
 @needs_ray
 def test_ctrl_c_stops_running_cells_with_a_checkpoint(tmp_path):
     run = 'stopped-Pendulum-v1-sac-torch-seed0'
-    longer = [*TINY, '--cycles=20']
+    longer = [*TINY, '--cycles=20', '--train_batches=50']  # seconds per cell: Ctrl-C lands mid-run
     proc = start_sweep(tmp_path, 'stopped', ['sac'], [0], overrides=longer)
     try:
         deadline = time.time() + 90
