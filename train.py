@@ -352,9 +352,6 @@ def run(args, stop=None):
     describe_env(args, env)
     check_run(args)
     args.backend = select_backend(args)
-    # Before torch loads OpenMP: idle OpenMP threads sleep instead of spinning, which otherwise
-    # slows torch 5-20x with --threads > 1 whenever another process holds a core (bench/RESULTS.md).
-    os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
     set_global_seeds(args.seed, args.backend)
     agent = create_agent(args)
     if args.load_model and args.resume is None:

@@ -37,7 +37,7 @@ MEMORY_RUNS = {  # name: (CLI flags, transitions stored before the updates)
 
 def run(command, timeout=1200):
     """Run a bench script in a subprocess; its stdout."""
-    env = {'OMP_NUM_THREADS': '2', 'OMP_WAIT_POLICY': 'PASSIVE', **os.environ,  # as train.py runs torch
+    env = {'OMP_NUM_THREADS': '2', **os.environ,
            'TF_CPP_MIN_LOG_LEVEL': '2'}
     result = subprocess.run([sys.executable, *command], capture_output=True, text=True, timeout=timeout, env=env,
                             cwd=ROOT)
@@ -228,9 +228,10 @@ test/test_torch_speedups.py):
   once per batch, and the conv torso channels-last end to end (its NCHW view of the NHWC input is
   channels-last in memory, and F.pad keeps it; converting the conv weights too measured no change).
 - **Threads**: `--threads N` (0: all cores) sets torch's intra-op threads and TF's intra/inter-op
-  pools. train.py makes idle OpenMP threads sleep (`OMP_WAIT_POLICY=PASSIVE` unless set): with the
-  default spinning, torch with 2 threads ran 5-20x slower whenever another process held a core
-  (SAC 10.8 -> 52 updates/s on this loaded machine).
+  pools. OpenMP's wait policy is left at its default: `OMP_WAIT_POLICY=PASSIVE` (idle threads sleep)
+  made torch with 2 threads 5x faster on a loaded machine (SAC 10.8 -> 52 updates/s) but 2.6x
+  slower on a quiet one (SAC 147.5 -> 56.3 updates/s: torch/TF 0.70 -> 0.31), and a run on a
+  shared machine is better off with `--threads 1` anyway.
 
 Opt-in: `--amp` (bfloat16 autocast of the losses' forward passes; AVX512-BF16 matmuls) and
 `--compile` (torch.compile of the losses; CUDA graphs via mode "reduce-overhead" on CUDA). Only the
