@@ -66,7 +66,7 @@ if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 from arguments import ALGS, BASIS_ALGS, ArgumentParser, get_args  # noqa: E402
-from utils.os_utils import format_seconds  # noqa: E402
+from utils.os_utils import format_seconds, write_atomic  # noqa: E402
 
 TRAIN = os.path.join(REPO, 'train.py')
 INSTALL_HINT = 'pip install -r requirements-extra.txt'
@@ -248,8 +248,8 @@ class Sweep:
 
     def write_cells(self, known):
         os.makedirs(self.folder, exist_ok=True)
-        write_atomic(os.path.join(self.folder, 'sweep.json'),
-                     json.dumps({'name': self.name, 'logdir': self.logdir, 'cells': known}, indent=1))
+        write_atomic(os.path.join(self.folder, 'sweep.json'), lambda file: json.dump(
+            {'name': self.name, 'logdir': self.logdir, 'cells': known}, file, indent=1))
 
     def record_event(self, **event):
         with open(os.path.join(self.folder, 'events.jsonl'), 'a') as file:
@@ -261,12 +261,6 @@ class Sweep:
                 return [json.loads(line) for line in file if line.strip()]
         except FileNotFoundError:
             return []
-
-
-def write_atomic(path, text):
-    with open(path + '.tmp', 'w') as file:
-        file.write(text)
-    os.replace(path + '.tmp', path)
 
 
 def last_line(path):
@@ -689,11 +683,14 @@ def summarize(sweep, plots=True, norm=None, reference=None):
     table = format_table(rows)
     totals = ', '.join(f'{count} {status}' for status, count in sorted(counts.items()))
     print(f'\nsweep {sweep.name}: {totals}\n{table}')
-    write_atomic(os.path.join(sweep.folder, 'summary.md'), f'# sweep {sweep.name}\n\n{totals}\n\n{table}\n')
-    with open(os.path.join(sweep.folder, 'summary.csv'), 'w', newline='') as file:
+    write_atomic(os.path.join(sweep.folder, 'summary.md'),
+                 lambda file: file.write(f'# sweep {sweep.name}\n\n{totals}\n\n{table}\n'))
+
+    def write_csv(file):
         writer = csv.DictWriter(file, COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
+    write_atomic(os.path.join(sweep.folder, 'summary.csv'), write_csv)
     print(f'summary saved to {os.path.join(sweep.folder, "summary.md")} and summary.csv')
     if plots:
         plot_sweep(sweep, [row['run'] for row in rows if row['steps']], norm, reference)
