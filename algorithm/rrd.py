@@ -65,10 +65,13 @@ class RRDMixin:
         super().create_optimizers()
         self.r_optimizer = make_adam(self.args.r_lr, 'r_optimizer')
 
-    def reward_losses(self, batch):
-        """Proxy rewards for the basis batch, and the return-decomposition loss on the RRD batch."""
-        rews = tf.stop_gradient(self.reward_net(self.preprocess_obs(batch['obs']), batch['acts'],
+    def proxy_rewards(self, batch):
+        """r_theta(s, a, s') of the basis batch: the critic's reward, without gradient."""
+        return tf.stop_gradient(self.reward_net(self.preprocess_obs(batch['obs']), batch['acts'],
                                                 self.preprocess_obs(batch['obs_next'])))
+
+    def reward_losses(self, batch):
+        """The return-decomposition loss on the RRD batch."""
         episodes, samples = tf.shape(batch['rrd_obs'])[0], tf.shape(batch['rrd_obs'])[1]
 
         def flatten(x):
@@ -85,21 +88,24 @@ class RRDMixin:
             r_var = tf.reduce_sum(tf.square(rrd_r - rrd_r_mean), axis=1, keepdims=True) / (samples - 1.0)
             info['R_var'] = tf.reduce_mean(r_var)
             r_loss = r_loss - tf.reduce_mean(r_var * batch['rrd_var_coef'] / samples)
-        return rews, [(r_loss, self.r_optimizer, get_vars('reward_net'))], info
+        return [(r_loss, self.r_optimizer, get_vars('reward_net'))], info
 
     def create_operators(self):
         super().create_operators()
-        self.proxy_reward_op = self.reward_net(self.preprocess_obs(self.inputs['obs']), self.inputs['acts'],
-                                               self.preprocess_obs(self.inputs['obs_next']))[:, 0]
+        self.proxy_reward_op = self.proxy_rewards(self.inputs)[:, 0]
 
     def proxy_reward(self, obs, acts, obs_next):
         """r_theta(s, a, s') as a float array [T], for diagnostics: the critic's reward input,
         from arrays shaped and typed as the buffer samples them."""
         return self.sess.run(self.proxy_reward_op, self.feed_dict({'obs': obs, 'acts': acts, 'obs_next': obs_next}))
 
+    def critic_losses(self, batch):
+        """The basis algorithm's critic losses on the proxy rewards."""
+        return super().q_losses({**batch, 'rews': self.proxy_rewards(batch)})
+
     def q_losses(self, batch):
-        rews, r_updates, r_info = self.reward_losses(batch)
-        q_updates, q_info = super().q_losses({**batch, 'rews': rews})
+        q_updates, q_info = self.critic_losses(batch)
+        r_updates, r_info = self.reward_losses(batch)
         return q_updates + r_updates, {**q_info, **r_info}
 
 

@@ -2,7 +2,8 @@
 
 `RRD(basis_cls)` returns the basis agent class extended with a proxy reward network. The
 reward-net update joins the critic step (`q_losses`, so it runs in `train` and TD3's
-`train_q`), and the critic learns from r_theta(s, a, s') computed before that update.
+`train_q`), and the critic learns from r_theta(s, a, s') computed before that update. In a
+parallel update the reward loss runs beside the critic's, on the other branch.
 """
 import torch
 import torch.nn as nn
@@ -40,6 +41,7 @@ class ConvRewardNet(nn.Module):
 
 class RRDMixin:
     def __init__(self, args):
+        self.loss_noise = {**self.loss_noise, 'critic_losses': self.loss_noise.get('q_losses', ())}
         super().__init__(args)
         self.train_info = self.train_info + (('R_loss', 'R_var') if args.rrd_bias_correction else ('R_loss',))
         self.checkpoint_names = self.checkpoint_names + ('reward_net', 'r_optimizer')
@@ -57,11 +59,14 @@ class RRDMixin:
         super().create_optimizers()
         self.r_optimizer = make_adam(get_vars(self.reward_net), self.args.r_lr, self.device)
 
-    def reward_losses(self, batch):
-        """Proxy rewards for the basis batch, and the return-decomposition loss on the RRD batch."""
+    def proxy_rewards(self, batch):
+        """r_theta(s, a, s') of the basis batch: the critic's reward, without gradient."""
         with torch.no_grad():
-            rews = self.reward_net(self.preprocess_obs(batch['obs']), batch['acts'],
+            return self.reward_net(self.preprocess_obs(batch['obs']), batch['acts'],
                                    self.preprocess_obs(batch['obs_next']))
+
+    def reward_losses(self, batch):
+        """The return-decomposition loss on the RRD batch."""
         episodes, samples = batch['rrd_obs'].shape[:2]
         rrd_r = self.reward_net(self.preprocess_obs(batch['rrd_obs'].flatten(0, 1)), batch['rrd_acts'].flatten(0, 1),
                                 self.preprocess_obs(batch['rrd_obs_next'].flatten(0, 1))).view(episodes, samples)
@@ -72,21 +77,31 @@ class RRDMixin:
             r_var = (rrd_r - rrd_r_mean).square().sum(dim=1, keepdim=True) / (samples - 1)
             info['R_var'] = r_var.mean().detach()
             r_loss = r_loss - (r_var * batch['rrd_var_coef'] / samples).mean()
-        return rews, [(r_loss, self.r_optimizer)], info
+        return [(r_loss, self.r_optimizer)], info
 
     def proxy_reward(self, obs, acts, obs_next):
         """r_theta(s, a, s') as a float array [T], for diagnostics: the critic's reward input,
         from arrays shaped and typed as the buffer samples them."""
         batch = self.to_tensors({'obs': obs, 'acts': acts, 'obs_next': obs_next})
-        with torch.no_grad():
-            rews = self.reward_net(self.preprocess_obs(batch['obs']), batch['acts'],
-                                   self.preprocess_obs(batch['obs_next']))
-        return rews[:, 0].cpu().numpy()
+        return self.proxy_rewards(batch)[:, 0].cpu().numpy()
+
+    def critic_losses(self, batch):
+        """The basis algorithm's critic losses on the proxy rewards."""
+        return super().q_losses({**batch, 'rews': self.proxy_rewards(batch)})
 
     def q_losses(self, batch):
-        rews, r_updates, r_info = self.reward_losses(batch)
-        q_updates, q_info = super().q_losses({**batch, 'rews': rews})
+        q_updates, q_info = self.critic_losses(batch)
+        r_updates, r_info = self.reward_losses(batch)
         return q_updates + r_updates, {**q_info, **r_info}
+
+    def loss_branches(self, kind):
+        """The basis algorithm's branches with `q_losses` split in two: the critic's losses on one
+        branch, the reward loss with the other branch (about equal work in RRD-SAC)."""
+        branches = super().loss_branches(kind)
+        if ('q_losses',) not in branches:
+            return branches
+        others = [branch for branch in branches if branch != ('q_losses',)]
+        return (others[0] + ('reward_losses',) if others else ('reward_losses',)), ('critic_losses',)
 
 
 def RRD(basis_cls):

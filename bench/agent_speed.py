@@ -90,6 +90,9 @@ def learner_update(agent, batch, update):
 
 def updates_per_second(agent, batches, warmup):
     """(updates per wall-clock second, updates per CPU second of this process)."""
+    if getattr(agent, 'branch_threads', None) == 0 and agent.args.threads:
+        import torch  # torch agents of one process take turns: each with its own intra-op threads
+        torch.set_num_threads(agent.args.threads)
     for update, batch in enumerate(batches[:warmup]):
         learner_update(agent, batch, update)
     wall, cpu = time.perf_counter(), time.process_time()
@@ -112,10 +115,15 @@ def race(agents, batches, warmup, repeats):
 
 
 def update_flops(torch_agent, batch):
-    """Matmul and convolution FLOPs of one update (forward and backward), counted by torch."""
+    """Matmul and convolution FLOPs of one update (forward and backward), counted by torch. The
+    counter sees one thread's work: the update is counted with its losses on one thread."""
     from torch.utils.flop_counter import FlopCounterMode
-    with FlopCounterMode(display=False) as counter:
-        learner_update(torch_agent, batch, 0)
+    branch_threads, torch_agent.branch_threads = torch_agent.branch_threads, 0
+    try:
+        with FlopCounterMode(display=False) as counter:
+            learner_update(torch_agent, batch, 0)
+    finally:
+        torch_agent.branch_threads = branch_threads
     return counter.get_total_flops()
 
 

@@ -10,11 +10,20 @@ reads the critics whole, one `autograd.grad` per optimiser, then each optimiser'
 - split input gradient: the critics' first-layer kernel split so the policy loss's backward
   computes the action columns' input gradient only (`input_gradient_mlp`);
 - default: all three, as the agents ship; then the opt-in --amp and --compile on top.
+Then levers tried on top of the default and not shipped, measured here so the verdict can be
+re-checked on other hardware:
+- flush denormals: the update with the CPU's flush-to-zero mode on, as TF's executor runs;
+- fused MLP: each MLP one autograd node: oneDNN's fused linear + bias + ReLU forward
+  (`torch.ops.mkldnn._linear_pointwise`, what TF's _FusedMatMul runs) and a hand-written backward
+  that computes only the gradients asked for;
+- losses on one thread (`--parallel_losses False`): with `--threads 2`, the shipped default runs
+  the critic's losses on a second thread; this is the serial update with 2 intra-op threads.
 The TF reference runs on the same batches, so every row also has its torch / TF ratio.
 
     python bench/levers.py [--algs sac rrd-sac] [--updates 200] [--repeats 3] [--threads 1] [--json out.json]
 """
 import argparse
+import functools
 import json
 import os
 import sys
@@ -111,10 +120,65 @@ def split_input_gradient(agent):
     foreach_adam(agent)
 
 
+def flush_denormals(agent):
+    update = agent.update
+
+    def flushed(kind, batch):
+        torch.set_flush_denormal(True)
+        try:
+            return update(kind, batch)
+        finally:
+            torch.set_flush_denormal(False)
+    agent.update = flushed
+
+
+class FusedMLP(torch.autograd.Function):
+    """An MLP's forward (oneDNN linear + bias + ReLU per hidden layer) as one autograd node."""
+
+    @staticmethod
+    def forward(ctx, x, *params):
+        weights, biases = params[0::2], params[1::2]
+        hiddens = [x]
+        for index, (weight, bias) in enumerate(zip(weights, biases)):
+            post_op = 'relu' if index < len(weights) - 1 else 'none'
+            hiddens.append(torch.ops.mkldnn._linear_pointwise(hiddens[-1], weight, bias, post_op, [], ''))
+        ctx.save_for_backward(*hiddens[:-1], *weights)
+        return hiddens[-1]
+
+    @staticmethod
+    def backward(ctx, grad):
+        saved = ctx.saved_tensors
+        layers = len(saved) // 2
+        hiddens, weights, needs = saved[:layers], saved[layers:], ctx.needs_input_grad
+        grads = [None] * (2 * layers)
+        for index in reversed(range(layers)):
+            if index < layers - 1:
+                grad = torch.ops.aten.threshold_backward(grad, hiddens[index + 1], 0)
+            if needs[1 + 2 * index]:
+                grads[2 * index] = grad.t().mm(hiddens[index])
+            if needs[2 + 2 * index]:
+                grads[2 * index + 1] = grad.sum(0)
+            if index > 0 or needs[0]:
+                grad = grad.mm(weights[index])
+        return (grad if needs[0] else None, *grads)
+
+
+def fused_mlp(agent):
+    for module in list(vars(agent).values()):
+        if not isinstance(module, nn.Module):
+            continue
+        for net in module.modules():
+            if isinstance(net, nn.Sequential) and all(isinstance(layer, (nn.Linear, nn.ReLU)) for layer in net):
+                params = [p for layer in net if isinstance(layer, nn.Linear) for p in (layer.weight, layer.bias)]
+                net.forward = functools.partial(lambda params, x: FusedMLP.apply(x, *params), params)
+
+
 VARIANTS = {'reference (eager, before issue 10)': (reference, ()), 'one backward': (one_backward, ()),
             'fused Adam step': (fused_adam, ()), 'split input gradient': (split_input_gradient, ()),
             'default (all three)': (None, ()), 'default + --amp (bf16)': (None, ('--amp',)),
-            'default + --compile': (None, ('--compile',))}
+            'default + --compile': (None, ('--compile',)),
+            'default + flush denormals': (flush_denormals, ()), 'default + fused MLP': (fused_mlp, ()),
+            'default, losses on one thread': (None, ('--parallel_losses', 'False'))}
 
 
 def build(alg, threads, variant):
@@ -151,9 +215,12 @@ def main(argv=None):
     parser.add_argument('--warmup', type=int, default=20)
     parser.add_argument('--repeats', type=int, default=3)
     parser.add_argument('--threads', type=int, default=1)
-    parser.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument('--variants', nargs='+', choices=list(VARIANTS),
+                        help='default: all (with one thread, all but "losses on one thread": the same update)')
     parser.add_argument('--json', help='also write the results to this file')
     options = parser.parse_args(argv)
+    options.variants = options.variants or [name for name in VARIANTS if options.threads > 1 or
+                                            name != 'default, losses on one thread']
     results = {}
     for alg in options.algs:
         result = results[alg] = measure(alg, options.threads, options.updates, options.warmup, options.repeats,

@@ -163,6 +163,9 @@ def measure_all(quick):
               for threads in (1, 2)]
     levers = json_run([os.path.join(BENCH, 'levers.py'), '--algs', 'sac', 'rrd-sac', '--updates', updates,
                        '--repeats', repeats, '--threads', '1'])
+    levers_2 = json_run([os.path.join(BENCH, 'levers.py'), '--algs', 'sac', 'rrd-sac', '--updates', updates,
+                         '--repeats', repeats, '--threads', '2', '--variants', 'default (all three)',
+                         'default, losses on one thread'])
 
     def section(name, arg):
         return json.loads(run([os.path.abspath(__file__), '--section', name, arg]).strip().splitlines()[-1])
@@ -180,7 +183,7 @@ def measure_all(quick):
               for label in MEMORY_RUNS}
     print('memory', memory, flush=True)
     return {'quick': quick, 'started': f'{started:%Y-%m-%d %H:%M}', 'minutes': (time.perf_counter() - clock) / 60,
-            'load': [load_start, os.getloadavg()[0]], 'machine': machine(), 'speeds': speeds, 'levers': levers,
+            'load': [load_start, os.getloadavg()[0]], 'machine': machine(), 'speeds': speeds, 'levers': levers, 'levers_2': levers_2,
             'e2e': e2e, 'atari': atari, 'sampling_ms': sampling, 'memory': memory}
 
 
@@ -273,6 +276,8 @@ def render(results):
         'GFLOP/s per CPU second, 1024^3 products); "of bound" is the share of it each backend reaches per CPU '
         'second it runs.', '',
         '## Levers: what each PyTorch speed-up gives alone (1 thread)', '', *lever_table(results['levers']), '',
+        '## Lever with 2 threads: the critic\'s losses on a second thread (default) vs the serial update', '',
+        *lever_table(results['levers_2']), '',
         '## End-to-end RRD-SAC on HalfCheetah (env step + acting + one update per step, 1 thread)', '',
         '| backend | env steps/s | env + acting ms/step | sample + update ms/update |', '|---|---|---|---|',
         *[f'| {b} | {r["steps_per_s"]:.1f} | {r["env_ms"]:.2f} | {r["update_ms"]:.2f} |' for b, r in e2e.items()],

@@ -62,8 +62,9 @@ def reward_loss(agent, batch, backend):
     """The agent's own R_loss and critic-input rewards on `batch`, without an update."""
     if backend == 'tf':
         return agent.sess.run(agent.train_info_ops['R_loss'], agent.feed_dict(batch)), None
-    rews, _, info = agent.reward_losses(agent.to_tensors(batch))
-    return info['R_loss'].item(), rews[:, 0].numpy()
+    tensors = agent.to_tensors(batch)
+    _, info = agent.reward_losses(tensors)
+    return info['R_loss'].item(), agent.proxy_rewards(tensors)[:, 0].numpy()
 
 
 @pytest.mark.parametrize('backend', BACKENDS)

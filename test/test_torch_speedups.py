@@ -37,7 +37,7 @@ def make_agent(name, *flags, seed=0):
     return create_agent(args)
 
 
-def make_batch(args, seed, b=16, episodes=2, k=4):
+def make_batch(args, seed, b=16, episodes=2, k=4, fed_noise=True):
     rng = np.random.RandomState(seed)
 
     def obs(*lead):
@@ -50,7 +50,7 @@ def make_batch(args, seed, b=16, episodes=2, k=4):
 
     batch = {'obs': obs(b), 'obs_next': obs(b), 'acts': acts(b), 'rews': rng.normal(size=(b, 1)).astype(np.float32),
              'done': (rng.uniform(size=(b, 1)) < 0.2).astype(np.float32)}
-    if not args.discrete:  # the agents' own noise, fed so that two agents draw the same
+    if fed_noise and not args.discrete:  # the agents' own noise, fed so that two agents draw the same
         noise_shape = [b] + list(args.acts_dims)
         batch.update({key: np.clip(rng.normal(size=noise_shape), -1.5, 1.5).astype(np.float32)
                       for key in ('pi_noise', 'pi_next_noise', 'target_noise')})
@@ -92,11 +92,11 @@ def state_tensors(agent):
     return out
 
 
-def learner_updates(agent, count, seed=0):
+def learner_updates(agent, count, seed=0, fed_noise=True):
     """`count` updates as the learner makes them (TD3: train_q, and train_pi every second update)."""
     infos = []
     for update in range(1, count + 1):
-        batch = make_batch(agent.args, seed + update)
+        batch = make_batch(agent.args, seed + update, fed_noise=fed_noise)
         if 'td3' in (agent.args.alg, getattr(agent.args, 'basis_alg', None)):
             info = agent.train_q(batch)
             if update % 2 == 0:
@@ -150,6 +150,49 @@ def test_step_optimizers_equals_adamtf_step():
     for index in fast_state['state']:
         for slot in ('step', 'exp_avg', 'exp_avg_sq'):
             torch.testing.assert_close(fast_state['state'][index][slot], slow_state['state'][index][slot])
+
+
+@pytest.mark.parametrize('name', list(CONFIGS))
+def test_parallel_losses_equal_the_serial_update(name):
+    """--threads 2 runs the critic branch on a second thread, one intra-op thread per branch: the
+    same arithmetic as one thread, so parameters, moments and infos match bit for bit, also when
+    the agents draw their own noise (drawn up front in the serial order)."""
+    threads = torch.get_num_threads()
+    try:
+        serial = make_agent(name, '--threads', '1')
+        parallel = make_agent(name, '--threads', '2')
+        assert (serial.branch_threads, parallel.branch_threads) == (0, 1) and torch.get_num_threads() == 1
+        infos = []
+        for agent in (serial, parallel):
+            torch.manual_seed(7)
+            infos.append(learner_updates(agent, 4, fed_noise=False))
+    finally:
+        torch.set_num_threads(threads)
+    assert infos[0] == infos[1]
+    want, got = state_tensors(serial), state_tensors(parallel)
+    assert want.keys() == got.keys()
+    for key in want:
+        assert torch.equal(got[key], want[key]), key
+
+
+def test_parallel_losses_split_rrd_updates_in_two_branches():
+    agent = make_agent('rrd-sac', '--threads', '1')
+    assert agent.loss_branches('train') == (('pi_losses', 'reward_losses'), ('critic_losses',))
+    assert agent.loss_branches('train_q') == (('reward_losses',), ('critic_losses',))
+    assert make_agent('rrd-dqn', '--threads', '1').loss_branches('train') == (('reward_losses',), ('critic_losses',))
+    assert make_agent('sac', '--threads', '1').loss_branches('train') == (('pi_losses',), ('q_losses',))
+
+
+@pytest.mark.filterwarnings('ignore:`torch.jit.script_method` is deprecated')  # torch.compile's own imports
+@pytest.mark.parametrize('flags', [('--parallel_losses', 'False'), ('--compile', 'True'), ('--cuda', 'False')])
+def test_parallel_losses_off(flags):
+    """Off with --parallel_losses False, with --compile (compiled code runs on one thread), and with one thread."""
+    threads = torch.get_num_threads()
+    try:
+        agent = make_agent('sac', '--threads', '2' if flags[0] != '--cuda' else '1', *flags)
+        assert agent.branch_threads == 0
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_threads_flag_sets_both_backends():

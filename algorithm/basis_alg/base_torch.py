@@ -4,7 +4,12 @@ A subclass builds its networks in `create_network`, its optimisers in `create_op
 describes one training step as two lists of (loss, optimiser) pairs: `pi_losses` and
 `q_losses`. `train` takes both, `train_pi` / `train_q` one each (TD3 splits them), and
 `apply_updates` turns a list into one simultaneous step (docs/algorithms.md section 5).
+On the CPU with two or more threads the critic's losses and backward pass run on a second
+thread beside the rest (`loss_branches`, `--parallel_losses`); the step is the same.
 """
+import functools
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import torch
 
@@ -29,23 +34,40 @@ def make_adam(params, lr, device, eps=1e-8):
     return AdamTF(params, lr=lr, eps=eps, fused=True)
 
 
+@functools.cache
+def branch_thread(threads):
+    """The second thread of parallel updates, with `threads` intra-op threads of its own (torch's
+    thread count is per thread: a new thread would otherwise use every core)."""
+    return ThreadPoolExecutor(1, thread_name_prefix='critic-branch', initializer=torch.set_num_threads,
+                              initargs=(threads,))
+
+
 class BaseAgent:
     train_info = ()
     step_info = ()
     checkpoint_names = ()  # attributes (modules, optimisers) a checkpoint holds
     hard_target_update = False  # DQN copies its target; actor-critics use polyak averaging
+    # Standard-normal noise each loss function draws, by name, in the order it draws it: drawn
+    # before the losses run, so parallel branches use the random stream as one thread would.
+    loss_noise = {}
 
     def __init__(self, args):
         self.args = args
         self.device = resolve_device(args)
-        if getattr(args, 'threads', 0):  # 0 keeps torch's default: all cores, or OMP_NUM_THREADS
-            torch.set_num_threads(args.threads)
+        threads = getattr(args, 'threads', 0) or torch.get_num_threads()  # 0: torch's default, all cores
+        # Parallel branches: half the threads each. Compiled code is not run from two threads.
+        self.branch_threads = threads // 2 if (self.device.type == 'cpu' and threads >= 2 and
+                                               getattr(args, 'parallel_losses', False) and
+                                               not getattr(args, 'compile', False)) else 0
+        if self.branch_threads or getattr(args, 'threads', 0):
+            torch.set_num_threads(self.branch_threads or threads)
         self.normalizer = Normalizer(args.obs_dims).to(self.device) if args.obs_normalization else None
         self.target_pairs = []  # (target module, online module), filled by create_network
         self.create_network()
         self.create_optimizers()
-        self.loss_functions = {losses.__name__: self.accelerate(losses)
-                               for losses in (self.all_losses, self.pi_losses, self.q_losses)}
+        names = {name for kind in ('train', 'train_pi', 'train_q') for branch in self.loss_branches(kind)
+                 for name in branch}
+        self.loss_functions = {name: self.accelerate(getattr(self, name)) for name in sorted(names)}
 
     def create_network(self):
         raise NotImplementedError
@@ -61,7 +83,7 @@ class BaseAgent:
     def preprocess_obs(self, obs):
         """uint8 frames are scaled to [0, 1]; vector observations go through the normaliser."""
         if obs.dtype == torch.uint8:
-            return obs.float() / 255.0
+            return obs.float().div_(255.0)  # in place: one pass less over the frames
         return self.normalizer.normalize(obs) if self.normalizer is not None else obs
 
     # ---- acting ---------------------------------------------------------------------------------
@@ -90,23 +112,42 @@ class BaseAgent:
     def q_losses(self, batch):
         return [], {}
 
-    def apply_updates(self, updates):
-        """One simultaneous step: every gradient from the current parameters, then every update.
+    def loss_branches(self, kind):
+        """The loss functions (names) of update `kind` in branches that share nothing before the
+        optimiser step; in order, one after the other, they are the serial update."""
+        return {'train': (('pi_losses',), ('q_losses',)), 'train_pi': (('pi_losses',),),
+                'train_q': (('q_losses',),)}[kind]
+
+    @staticmethod
+    def gradients(updates):
+        """Every (loss, optimiser) pair's gradients from the current parameters, in one backward pass.
 
         Each loss reaches only its own optimiser's parameters (a policy loss reads the critics
         through detached weights, `input_gradient_mlp`), so one backward pass over all losses
-        gives every optimiser exactly its own gradients; `step_optimizers` then applies them.
+        gives every optimiser exactly its own gradients.
         """
-        optimizers = [optimizer for _, optimizer in updates]
-        for optimizer in optimizers:
+        for _, optimizer in updates:
             optimizer.zero_grad(set_to_none=True)
-        torch.autograd.backward([loss for loss, _ in updates])
-        step_optimizers(optimizers)
+        if updates:
+            torch.autograd.backward([loss for loss, _ in updates])
 
-    def all_losses(self, batch):
-        pi_updates, pi_info = self.pi_losses(batch)
-        q_updates, q_info = self.q_losses(batch)
-        return pi_updates + q_updates, {**pi_info, **q_info}
+    def apply_updates(self, updates):
+        """One simultaneous step: every gradient from the current parameters, then every update."""
+        self.gradients(updates)
+        step_optimizers([optimizer for _, optimizer in updates])
+
+    def run_losses(self, names, batch):
+        updates, info = [], {}
+        for name in names:
+            part_updates, part_info = self.loss_functions[name](batch)
+            updates += part_updates
+            info.update(part_info)
+        return updates, info
+
+    def branch_gradients(self, names, batch):
+        updates, info = self.run_losses(names, batch)
+        self.gradients(updates)
+        return updates, info
 
     def accelerate(self, losses):
         """`losses` under the opt-in --amp (bfloat16 autocast) and --compile (torch.compile; with
@@ -129,19 +170,38 @@ class BaseAgent:
                 return compiled(batch)
         return accelerated
 
-    def update(self, losses, batch):
-        updates, info = self.loss_functions[losses](self.to_tensors(batch))
-        self.apply_updates(updates)
-        return info
+    def draw_noise(self, names, batch):
+        """The noise `names` draw (`loss_noise`), drawn now and in their order, as batch keys."""
+        shape = batch['acts'].shape
+        return {key: torch.randn(shape, device=self.device)
+                for name in names for key in self.loss_noise.get(name, ()) if key not in batch}
+
+    def update(self, kind, batch):
+        """One update: serial, or with the last branch on the second thread (same arithmetic,
+        same gradients: the branches touch disjoint parameters), then every optimiser step."""
+        batch = self.to_tensors(batch)
+        branches = self.loss_branches(kind)
+        batch.update(self.draw_noise([name for branch in branches for name in branch], batch))
+        if not self.branch_threads or len(branches) < 2:
+            updates, info = self.run_losses([name for branch in branches for name in branch], batch)
+            self.apply_updates(updates)
+            return info
+        if torch.get_num_threads() != self.branch_threads:  # changed since (another agent, a user)
+            torch.set_num_threads(self.branch_threads)
+        last = branch_thread(self.branch_threads).submit(self.branch_gradients, branches[-1], batch)
+        updates, info = self.branch_gradients([name for branch in branches[:-1] for name in branch], batch)
+        last_updates, last_info = last.result()
+        step_optimizers([optimizer for _, optimizer in updates + last_updates])
+        return {**info, **last_info}
 
     def train(self, batch):
-        return self.update('all_losses', batch)
+        return self.update('train', batch)
 
     def train_pi(self, batch):
-        return self.update('pi_losses', batch)
+        return self.update('train_pi', batch)
 
     def train_q(self, batch):
-        return self.update('q_losses', batch)
+        return self.update('train_q', batch)
 
     def target_update(self):
         targets = [p for target, _ in self.target_pairs for p in target.parameters()]

@@ -58,6 +58,9 @@ class DQN(BaseAgent):
             self.q_optimizer = RMSPropTF(get_vars(self.q), self.args.q_lr, self.args.RMSProp_decay,
                                          self.args.RMSProp_eps)
 
+    def loss_branches(self, kind):
+        return (('q_losses',),)  # no policy: every update is the critic's
+
     def act(self, obs, explore, noise, with_info):
         q = self.q(obs)
         action = q.argmax(dim=-1)

@@ -57,6 +57,7 @@ class SAC(BaseAgent):
     step_info = ('Q_average', 'Pi_step_std')
     checkpoint_names = ('pi', 'q1', 'q2', 'q1_target', 'q2_target', 'temperature',
                         'pi_optimizer', 'q_optimizer', 'alpha_optimizer')
+    loss_noise = {'pi_losses': ('pi_noise',), 'q_losses': ('pi_next_noise',)}
 
     def create_network(self):
         obs_dim, act_dim = self.args.obs_dims[0], self.args.acts_dims[0]
