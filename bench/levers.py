@@ -175,7 +175,7 @@ def fused_mlp(agent):
 
 VARIANTS = {'reference (eager, before issue 10)': (reference, ()), 'one backward': (one_backward, ()),
             'fused Adam step': (fused_adam, ()), 'split input gradient': (split_input_gradient, ()),
-            'default (all three)': (None, ()), 'default + --amp (bf16)': (None, ('--amp',)),
+            'default (as shipped)': (None, ()), 'default + --amp (bf16)': (None, ('--amp',)),
             'default + --compile': (None, ('--compile',)),
             'default + flush denormals': (flush_denormals, ()), 'default + fused MLP': (fused_mlp, ()),
             'default, losses on one thread': (None, ('--parallel_losses', 'False'))}

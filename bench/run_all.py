@@ -164,7 +164,7 @@ def measure_all(quick):
     levers = json_run([os.path.join(BENCH, 'levers.py'), '--algs', 'sac', 'rrd-sac', '--updates', updates,
                        '--repeats', repeats, '--threads', '1'])
     levers_2 = json_run([os.path.join(BENCH, 'levers.py'), '--algs', 'sac', 'rrd-sac', '--updates', updates,
-                         '--repeats', repeats, '--threads', '2', '--variants', 'default (all three)',
+                         '--repeats', repeats, '--threads', '2', '--variants', 'default (as shipped)',
                          'default, losses on one thread'])
 
     def section(name, arg):
@@ -214,8 +214,8 @@ def targets(results):
 
 NOTES = """## How the PyTorch update was made faster, and what is left
 
-The default path (checked against TF by test/test_parity.py and against the plain form by
-test/test_torch_speedups.py):
+The default path (checked against TF by test/test_parity.py and against the plain form and the
+one-thread update by test/test_torch_speedups.py):
 - **One backward pass** over all losses. A policy loss reads the critics through detached weights
   (`action_value` of the critics, `input_gradient_mlp`), so each loss reaches only its own
   optimiser's parameters and one `autograd.backward` gives every optimiser exactly its gradients,
@@ -226,10 +226,22 @@ test/test_torch_speedups.py):
   TF's epsilon rule as AdamTF, same state and checkpoint layout), without torch.optim's per-call
   Python work. The foreach Adam it replaces allocated temporaries over every tensor; on the Atari
   networks' 4M-parameter dense layer the fused step is about 3-4x faster.
+- **Two branches with 2+ threads** (`--parallel_losses`, on by default on a CPU): the critic's
+  losses and backward pass run on a second thread while the calling thread runs the policy's (and
+  the RRD reward net's), each with half the intra-op threads; then every optimiser steps. The
+  branches touch disjoint parameters and the losses' noise is drawn first in the serial order, so
+  the update is bit for bit the one-thread update (tested for every algorithm). This is TF's
+  inter-op parallelism done by hand; it also stops torch's OpenMP threads from spinning on small
+  ops (less CPU per update, table above). Agents with one branch (DQN, TD3's separate critic and
+  policy steps) keep 2 intra-op threads, which is where 2-thread torch is furthest behind.
+- **Atari**: TF's 'SAME' padding is passed to the convolution when it is even on both sides (the
+  first and third conv layers) instead of padding a copy of the frames first (the zero-fill of
+  that copy was 5% of an image DQN update), and frames are scaled to [0, 1] in place. Measured in
+  one process against the previous form: image DQN x1.04, image RRD-DQN x1.07 updates/s.
 - Already in place before: alpha kept as a tensor (no `.item()` in the loop), one zero-copy
   `as_tensor` per batch key, `torch._foreach_lerp_` for the Polyak update, uint8 frames converted
-  once per batch, and the conv torso channels-last end to end (its NCHW view of the NHWC input is
-  channels-last in memory, and F.pad keeps it; converting the conv weights too measured no change).
+  once per batch, and the conv torso channels-last (its NCHW view of the NHWC input is
+  channels-last in memory; converting the conv weights too measured x0.96-1.02).
 - **Threads**: `--threads N` (0: all cores) sets torch's intra-op threads and TF's intra/inter-op
   pools. OpenMP's wait policy is left at its default: `OMP_WAIT_POLICY=PASSIVE` (idle threads sleep)
   made torch with 2 threads 5x faster on a loaded machine (SAC 10.8 -> 52 updates/s) but 2.6x
@@ -240,19 +252,36 @@ Opt-in: `--amp` (bfloat16 autocast of the losses' forward passes; AVX512-BF16 ma
 `--compile` (torch.compile of the losses; CUDA graphs via mode "reduce-overhead" on CUDA). Only the
 losses are compiled: backward runs through the compiled graph, the Adam step stays eager, so the
 step counts and epsilons that change every update never cause a recompilation (asserted with
-dynamo's error_on_recompile in test/test_torch_speedups.py).
+dynamo's error_on_recompile in test/test_torch_speedups.py). With `--compile` the losses stay on
+one thread.
 
-Not done: a stacked twin-critic layout (it would change the checkpoint and weight-transfer layout
-of q1/q2; not measured); a second Python thread for the independent losses (not tried); a replay
-buffer resident on the GPU (the buffer belongs to algorithm/replay_buffer, outside this work).
+Measured and not shipped (rows above, and `python bench/twin_critics.py`):
+- **Stacked twin critics** (both critics' weights in one [2, ...] tensor per layer, one product
+  per layer): x0.84 with 1 thread, x0.97 with 2 for a critic loss's forward + backward at
+  HalfCheetah sizes. It would also change the q1/q2 checkpoint and weight-transfer layout.
+- **Fused MLP** (oneDNN's fused linear + bias + ReLU, TF's kernel, and one autograd node per MLP
+  with a hand-written backward): x1.00-1.03 over the default, inside this machine's noise.
+- **Flush denormals** (TF's executor runs with flush-to-zero): x0.97-1.05, noise.
+- In-place ReLU x0.995; `--compile` with inductor's C++ wrapper x0.86 (plain x0.85-0.96).
+
+Where the fp32 gap comes from (RRD-SAC, 1 thread, torch profiler vs TF's step stats): one update
+is 56-58 matmuls; the 20 of size 256^3 dominate. TF runs them in 300-356 us each with bias-add and
+ReLU fused into the forward ones (8.1 ms of its ~10 ms in matmuls); torch's MKL takes 331-345 us
+each, then ReLU and bias are separate passes (running the update without ReLU is x1.06-1.10
+faster), about 8.6 ms + 1 ms. On top, eager execution costs a fixed ~2.1 ms per update (Python,
+dispatch, autograd) against ~1.2 ms for TF's graph executor: measured with 8-unit hidden layers,
+where the matmuls cost nothing (torch 484, TF 850 updates/s). bf16 (`--amp`) halves the matmul
+time and closes the gap on this CPU, at the cost of bf16 rounding.
+
 **GPU: no GPU was lent to this task, so no CUDA figure was measured**: fused Adam on CUDA and
 `--compile` with CUDA graphs are written to be correct by construction and their CPU paths are
-tested, but their speed, and the parity suite on CUDA, are unverified.
+tested, but their speed, and the parity suite on CUDA, are unverified. A replay buffer resident
+on the GPU was not built (the buffer is numpy and belongs to algorithm/replay_buffer).
 
-Why torch stays behind TF in fp32 on this CPU: both spend most of an update in 256-wide matmuls;
-TF's oneDNN fuses bias-add and ReLU into its matmuls (and their gradients), while torch's eager
-MKL path runs them as separate ops, and MKL on this AMD EPYC is slower than oneDNN on some of these
-shapes. bf16 (`--amp`) closes most of the gap here at the cost of bf16 rounding.
+Run to run, on this shared virtual machine, a torch/TF ratio moves by up to about +-0.08 (the
+same code gave SAC 0.84 and 0.71 with one thread on two quiet runs of this suite), mostly
+through TF's speed; within one run the backends take turns on the same batches, so compare
+figures within a run.
 """
 
 
