@@ -159,8 +159,9 @@ def _build_parser(env, category, discrete, alg, basis_alg, optimizer):
     group.add_argument('--threads', type=_int, default=0,
                        help='CPU threads of the backend (torch intra-op, TF intra/inter-op); 0: all cores')
     _bool_flag(group, '--parallel_losses', True,
-               'PyTorch on the CPU with 2+ threads: the critic\'s losses and backward pass run on a second '
-               'thread beside the policy\'s (and the reward net\'s), half the threads each; same arithmetic')
+               'PyTorch DDPG/SAC (and RRD over them) on a CPU with 2+ threads: the critic\'s losses and '
+               'backward pass run on a second thread beside the policy\'s, half the threads each; '
+               'same arithmetic')
     _bool_flag(group, '--compile', False,
                'PyTorch: torch.compile the update (CUDA graphs on CUDA); slower on CPU, see bench/RESULTS.md')
     _bool_flag(group, '--amp', False, 'PyTorch: bfloat16 autocast of the networks\' forward passes')

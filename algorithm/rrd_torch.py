@@ -3,7 +3,7 @@
 `RRD(basis_cls)` returns the basis agent class extended with a proxy reward network. The
 reward-net update joins the critic step (`q_losses`, so it runs in `train` and TD3's
 `train_q`), and the critic learns from r_theta(s, a, s') computed before that update. In a
-parallel update the reward loss runs beside the critic's, on the other branch.
+parallel update (RRD over DDPG or SAC) the reward loss runs on the policy's branch.
 """
 import torch
 import torch.nn as nn
@@ -95,13 +95,15 @@ class RRDMixin:
         return q_updates + r_updates, {**q_info, **r_info}
 
     def loss_branches(self, kind):
-        """The basis algorithm's branches with `q_losses` split in two: the critic's losses on one
-        branch, the reward loss with the other branch (about equal work in RRD-SAC)."""
+        """Where the basis update has a policy branch beside the critic's, the reward loss joins
+        the policy's: about equal work on each (RRD-SAC: ten 256-wide products each). Alone, the
+        reward net is too small a branch beside a critic (RRD-TD3's critic step ran x0.66 as two
+        branches), so other updates keep it inside `q_losses`."""
         branches = super().loss_branches(kind)
-        if ('q_losses',) not in branches:
+        if len(branches) < 2 or ('q_losses',) not in branches:
             return branches
-        others = [branch for branch in branches if branch != ('q_losses',)]
-        return (others[0] + ('reward_losses',) if others else ('reward_losses',)), ('critic_losses',)
+        policy = next(branch for branch in branches if branch != ('q_losses',))
+        return policy + ('reward_losses',), ('critic_losses',)
 
 
 def RRD(basis_cls):

@@ -90,9 +90,6 @@ def learner_update(agent, batch, update):
 
 def updates_per_second(agent, batches, warmup):
     """(updates per wall-clock second, updates per CPU second of this process)."""
-    if getattr(agent, 'branch_threads', None) == 0 and agent.args.threads:
-        import torch  # torch agents of one process take turns: each with its own intra-op threads
-        torch.set_num_threads(agent.args.threads)
     for update, batch in enumerate(batches[:warmup]):
         learner_update(agent, batch, update)
     wall, cpu = time.perf_counter(), time.process_time()

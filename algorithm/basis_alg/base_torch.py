@@ -50,17 +50,11 @@ class BaseAgent:
     # Standard-normal noise each loss function draws, by name, in the order it draws it: drawn
     # before the losses run, so parallel branches use the random stream as one thread would.
     loss_noise = {}
+    update_kinds = ('train',)  # the updates the learner makes (TD3: train_q and train_pi)
 
     def __init__(self, args):
         self.args = args
         self.device = resolve_device(args)
-        threads = getattr(args, 'threads', 0) or torch.get_num_threads()  # 0: torch's default, all cores
-        # Parallel branches: half the threads each. Compiled code is not run from two threads.
-        self.branch_threads = threads // 2 if (self.device.type == 'cpu' and threads >= 2 and
-                                               getattr(args, 'parallel_losses', False) and
-                                               not getattr(args, 'compile', False)) else 0
-        if self.branch_threads or getattr(args, 'threads', 0):
-            torch.set_num_threads(self.branch_threads or threads)
         self.normalizer = Normalizer(args.obs_dims).to(self.device) if args.obs_normalization else None
         self.target_pairs = []  # (target module, online module), filled by create_network
         self.create_network()
@@ -68,6 +62,19 @@ class BaseAgent:
         names = {name for kind in ('train', 'train_pi', 'train_q') for branch in self.loss_branches(kind)
                  for name in branch}
         self.loss_functions = {name: self.accelerate(getattr(self, name)) for name in sorted(names)}
+        self.set_threads(getattr(args, 'threads', 0) or torch.get_num_threads())  # 0: torch's default
+
+    def set_threads(self, threads):
+        """All `threads` for torch's intra-op work; or, when the learner's updates have two branches
+        (on a CPU, with --parallel_losses and without --compile, whose code runs on one thread),
+        half of them for each branch: the caller's and the second thread's. Kept for every update:
+        switching an OpenMP team's size between updates leaves its threads spinning."""
+        branched = any(len(self.loss_branches(kind)) > 1 for kind in self.update_kinds)
+        self.branch_threads = threads // 2 if (branched and threads >= 2 and self.device.type == 'cpu' and
+                                               getattr(self.args, 'parallel_losses', False) and
+                                               not getattr(self.args, 'compile', False)) else 0
+        self.threads = self.branch_threads or threads
+        torch.set_num_threads(self.threads)
 
     def create_network(self):
         raise NotImplementedError
@@ -182,12 +189,12 @@ class BaseAgent:
         batch = self.to_tensors(batch)
         branches = self.loss_branches(kind)
         batch.update(self.draw_noise([name for branch in branches for name in branch], batch))
+        if self.device.type == 'cpu' and torch.get_num_threads() != self.threads:  # changed by someone else
+            torch.set_num_threads(self.threads)
         if not self.branch_threads or len(branches) < 2:
             updates, info = self.run_losses([name for branch in branches for name in branch], batch)
             self.apply_updates(updates)
             return info
-        if torch.get_num_threads() != self.branch_threads:  # changed since (another agent, a user)
-            torch.set_num_threads(self.branch_threads)
         last = branch_thread(self.branch_threads).submit(self.branch_gradients, branches[-1], batch)
         updates, info = self.branch_gradients([name for branch in branches[:-1] for name in branch], batch)
         last_updates, last_info = last.result()

@@ -16,6 +16,7 @@ class TD3(DDPG):
     train_info = ('Pi_loss', 'Q_loss')
     checkpoint_names = ('pi', 'q1', 'q2', 'pi_target', 'q1_target', 'q2_target', 'pi_optimizer', 'q_optimizer')
     loss_noise = {'q_losses': ('target_noise',)}
+    update_kinds = ('train_q', 'train_pi')
 
     def create_network(self):
         obs_dim, act_dim = self.args.obs_dims[0], self.args.acts_dims[0]
