@@ -226,14 +226,19 @@ one-thread update by test/test_torch_speedups.py):
   TF's epsilon rule as AdamTF, same state and checkpoint layout), without torch.optim's per-call
   Python work. The foreach Adam it replaces allocated temporaries over every tensor; on the Atari
   networks' 4M-parameter dense layer the fused step is about 3-4x faster.
-- **Two branches with 2+ threads** (`--parallel_losses`, on by default on a CPU): the critic's
-  losses and backward pass run on a second thread while the calling thread runs the policy's (and
-  the RRD reward net's), each with half the intra-op threads; then every optimiser steps. The
-  branches touch disjoint parameters and the losses' noise is drawn first in the serial order, so
-  the update is bit for bit the one-thread update (tested for every algorithm). This is TF's
-  inter-op parallelism done by hand; it also stops torch's OpenMP threads from spinning on small
-  ops (less CPU per update, table above). Agents with one branch (DQN, TD3's separate critic and
-  policy steps) keep 2 intra-op threads, which is where 2-thread torch is furthest behind.
+- **Two branches with 2+ threads** (`--parallel_losses`, on by default on a CPU) for updates with
+  a policy beside the critic (DDPG, SAC, RRD over them): the critic's losses and backward pass run
+  on a second thread while the calling thread runs the policy's (and the RRD reward net's), each
+  with half the intra-op threads; then every optimiser steps. The branches touch disjoint
+  parameters and the losses' noise is drawn first in the serial order, so the update is bit for
+  bit the one-thread update (tested). This is TF's inter-op parallelism done by hand; it also
+  stops torch's OpenMP threads from spinning on small ops (less CPU per update, table above).
+  Updates with one branch (DQN, TD3's separate critic and policy steps, and RRD over those: the
+  reward net alone is too small a branch, RRD-TD3's critic step ran x0.66 split) give every thread
+  to intra-op work; each agent keeps its thread setting for every update (resizing the OpenMP
+  team between updates left it spinning). When every update had one intra-op thread per branch,
+  DQN read 0.67 and TD3 0.58 of TF with 2 threads; with all threads to them, 0.93-0.99 and
+  0.88-0.97 (this run and a separate agent_speed.py run).
 - **Atari**: TF's 'SAME' padding is passed to the convolution when it is even on both sides (the
   first and third conv layers) instead of padding a copy of the frames first (the zero-fill of
   that copy was 5% of an image DQN update), and frames are scaled to [0, 1] in place. Measured in
@@ -260,7 +265,9 @@ Measured and not shipped (rows above, and `python bench/twin_critics.py`):
   per layer): x0.84 with 1 thread, x0.97 with 2 for a critic loss's forward + backward at
   HalfCheetah sizes. It would also change the q1/q2 checkpoint and weight-transfer layout.
 - **Fused MLP** (oneDNN's fused linear + bias + ReLU, TF's kernel, and one autograd node per MLP
-  with a hand-written backward): x1.00-1.03 over the default, inside this machine's noise.
+  with a hand-written backward): over three runs of this suite and a separate A/B, x0.97-1.12 on
+  SAC and x0.96-1.03 on RRD-SAC against the default: not a clear gain, and it rests on a private
+  torch op (`torch.ops.mkldnn._linear_pointwise`).
 - **Flush denormals** (TF's executor runs with flush-to-zero): x0.97-1.05, noise.
 - In-place ReLU x0.995; `--compile` with inductor's C++ wrapper x0.86 (plain x0.85-0.96).
 
@@ -278,10 +285,10 @@ time and closes the gap on this CPU, at the cost of bf16 rounding.
 tested, but their speed, and the parity suite on CUDA, are unverified. A replay buffer resident
 on the GPU was not built (the buffer is numpy and belongs to algorithm/replay_buffer).
 
-Run to run, on this shared virtual machine, a torch/TF ratio moves by up to about +-0.08 (the
-same code gave SAC 0.84 and 0.71 with one thread on two quiet runs of this suite), mostly
-through TF's speed; within one run the backends take turns on the same batches, so compare
-figures within a run.
+Run to run, on this shared virtual machine, a torch/TF ratio moves by up to about +-0.08 (SAC
+with one thread read 0.84, 0.71 and 0.77 on three quiet runs of this suite on the same default
+path), and a lever's effect by about +-0.06; within one run the backends and variants take turns
+on the same batches, so compare figures within a run.
 """
 
 
