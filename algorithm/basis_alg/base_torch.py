@@ -188,11 +188,12 @@ class BaseAgent:
         same gradients: the branches touch disjoint parameters), then every optimiser step."""
         batch = self.to_tensors(batch)
         branches = self.loss_branches(kind)
-        batch.update(self.draw_noise([name for branch in branches for name in branch], batch))
+        names = [name for branch in branches for name in branch]  # the serial order
+        batch.update(self.draw_noise(names, batch))
         if self.device.type == 'cpu' and torch.get_num_threads() != self.threads:  # changed by someone else
             torch.set_num_threads(self.threads)
         if not self.branch_threads or len(branches) < 2:
-            updates, info = self.run_losses([name for branch in branches for name in branch], batch)
+            updates, info = self.run_losses(names, batch)
             self.apply_updates(updates)
             return info
         last = branch_thread(self.branch_threads).submit(self.branch_gradients, branches[-1], batch)
