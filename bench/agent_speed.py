@@ -52,8 +52,9 @@ def make_batches(args, count, seed=0):
     image = len(args.obs_dims) == 3
 
     def obs(*lead):
-        if image:
-            return rng.integers(0, 256, (*lead, *args.obs_dims), dtype=np.uint8)
+        if image:  # channels-first in memory, viewed channels-last: as the replay buffer samples them
+            height, width, frames = args.obs_dims
+            return np.moveaxis(rng.integers(0, 256, (*lead, frames, height, width), dtype=np.uint8), -3, -1)
         return rng.standard_normal((*lead, *args.obs_dims), dtype=np.float32)
 
     def acts(*lead):

@@ -183,8 +183,9 @@ class EpisodeStorage:
         return self._obs_at(anchors), self._obs_at(following)
 
     def _obs_at(self, anchors):
-        """Stacks are channels-last views of a channels-first gather: a transposing copy would
-        cost ~20x the gather, and the conv nets permute to channels-first anyway."""
+        """Stacks are channels-last views of a channels-first gather: the transposing copy is left
+        to the consumer (the torch agent makes it on the bytes, TF's feed makes it), so sampling
+        pays only for the gather."""
         if self.history == 1:
             return self.frames[anchors]
         window = self.frames[(anchors[..., None] + self._window) % self.slots]  # [..., h, *frame]
