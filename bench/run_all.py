@@ -239,14 +239,26 @@ one-thread update by test/test_torch_speedups.py):
   team between updates left it spinning). When every update had one intra-op thread per branch,
   DQN read 0.67 and TD3 0.58 of TF with 2 threads; with all threads to them, 0.93-0.99 and
   0.88-0.97 (this run and a separate agent_speed.py run).
-- **Atari**: TF's 'SAME' padding is passed to the convolution when it is even on both sides (the
-  first and third conv layers) instead of padding a copy of the frames first (the zero-fill of
-  that copy was 5% of an image DQN update), and frames are scaled to [0, 1] in place. Measured in
-  one process against the previous form: image DQN x1.04, image RRD-DQN x1.07 updates/s.
+- **Atari frames channels-last in memory**: the replay buffer samples frame stacks as
+  channels-last views of a channels-first gather, so the conv torso's NCHW view of them was
+  plain NCHW in memory and every convolution took oneDNN's NCHW path (first layer forward 4.3 vs
+  2.6 ms, forward + backward 9.4 vs 5.6 ms at batch 32). The agent now makes the transposing copy
+  on the uint8 frames (0.6 ms for a batch, 1.5x faster than converting and transposing floats in
+  one pass) before scaling them: the Atari DQN learner's update went from 59.0 to 52.9 ms against
+  TF's 48.4 (bench/atari_bench.py, one run each). TF's feed makes the same copy. The benchmark's
+  image batches now have the buffer's layout (before, they were contiguous channels-last, which
+  hid this: image DQN updates read 0.94 of TF here while the learner read 0.81-0.86).
+- **Atari 'SAME' padding**: passed to the convolution when it is even on both sides (the first
+  and third conv layers) instead of padding a copy of the frames first (the zero-fill of that
+  copy was 5% of an image DQN update), and frames are scaled to [0, 1] in place: image DQN x1.04,
+  image RRD-DQN x1.07 updates/s in one process against the previous form.
+- **Thin products in the orientation MKL is fast at**: the action columns of a critic's first
+  layer (the policy loss's input gradient) are a contiguous [in, out] copy, so that product has a
+  transposed operand instead of a strided column slice: 80 -> 32 us for the [256, 256] x [256, 6]
+  product, ~55 us less per critic read by a policy loss.
 - Already in place before: alpha kept as a tensor (no `.item()` in the loop), one zero-copy
-  `as_tensor` per batch key, `torch._foreach_lerp_` for the Polyak update, uint8 frames converted
-  once per batch, and the conv torso channels-last (its NCHW view of the NHWC input is
-  channels-last in memory; converting the conv weights too measured x0.96-1.02).
+  `as_tensor` per batch key, `torch._foreach_lerp_` for the Polyak update, and the conv weights
+  left contiguous (channels-last weights measured x0.96-1.02).
 - **Threads**: `--threads N` (0: all cores) sets torch's intra-op threads and TF's intra/inter-op
   pools. OpenMP's wait policy is left at its default: `OMP_WAIT_POLICY=PASSIVE` (idle threads sleep)
   made torch with 2 threads 5x faster on a loaded machine (SAC 10.8 -> 52 updates/s) but 2.6x
@@ -270,6 +282,16 @@ Measured and not shipped (rows above, and `python bench/twin_critics.py`):
   torch op (`torch.ops.mkldnn._linear_pointwise`).
 - **Flush denormals** (TF's executor runs with flush-to-zero): x0.97-1.05, noise.
 - In-place ReLU x0.995; `--compile` with inductor's C++ wrapper x0.86 (plain x0.85-0.96).
+- **First-layer weight gradients in the faster orientation**: for a [256, 23] kernel MKL computes
+  g^T x in 92 us and x^T g in 43 us, and autograd picks the first for `nn.Linear`'s [out, in]
+  layout. A custom autograd node for thin first layers saves 26 us per critic layer (23 inputs)
+  and nothing for the policy's (17): its own overhead takes the rest. Storing kernels [in, out]
+  as TF does saves more (125 vs 182 us for the critic's first layer forward + backward) but
+  changes every checkpoint's layout; both are left for now (~1-2% of an update).
+- **Mirrored conv torso**: TF pads the second conv layer unevenly (1 before, 2 after), which
+  torch's convolution cannot, so that layer pads a copy. On spatially mirrored frames with
+  mirrored kernels the same layer needs even padding, and the output is exactly TF's mirrored
+  (max difference 3.6e-7); forward + backward 21.3-22.2 vs 22.3-25.4 ms: within noise.
 
 Where the fp32 gap comes from (RRD-SAC, 1 thread, torch profiler vs TF's step stats): one update
 is 56-58 matmuls; the 20 of size 256^3 dominate. TF runs them in 300-356 us each with bias-add and

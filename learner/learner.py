@@ -41,8 +41,9 @@ class Learner:
         self.env_steps = 0  # exploring env steps taken, including those of the running episode
         self.iteration = self.iteration_steps = self.iteration_updates = 0  # position in the cycle
         self.stop_requested = False
-        basis = args.basis_alg if args.alg in ('rrd', 'ircr') else args.alg
-        self.split_updates = basis == 'td3'  # critics every update, the policy every pi_delay_freq
+        # TD3 declares separate critic and policy updates: critics every update, the policy every
+        # pi_delay_freq-th
+        self.split_updates = 'train_pi' in agent.update_kinds
 
     @property
     def warm(self):

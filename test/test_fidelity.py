@@ -17,7 +17,7 @@ import pytest
 pytest.importorskip('tensorflow')
 torch = pytest.importorskip('torch')
 
-from algorithm import create_agent  # noqa: E402
+from algorithm import BASIS_ALGS, agent_class, create_agent  # noqa: E402
 from arguments import get_args  # noqa: E402
 from learner import Learner  # noqa: E402
 from tools.weight_transfer import read_tf, tf_to_torch, torch_to_tf, torch_to_tf_values, write_tf  # noqa: E402
@@ -67,6 +67,7 @@ def make_learner(alg='sac', discrete=False, random_warmup=False, stored=0, **fla
     buffer = types.SimpleNamespace(step_counter=stored, sample_batch=lambda: {})
     logger = types.SimpleNamespace(add_dict=lambda info, prefix='': None)
     agent = RecordingAgent()
+    agent.update_kinds = ('train_q', 'train_pi') if alg == 'td3' else ('train',)
     return Learner(args, env, agent, buffer, logger), agent
 
 
@@ -93,6 +94,16 @@ def test_td3_policy_update_is_delayed():
     for update in range(1, 10):
         expected += ['q'] + (['pi'] if update % 3 == 0 else []) + (['target'] if update % 2 == 0 else [])
     assert agent.calls == expected  # the policy at updates 3, 6, 9: first at update pi_delay_freq
+
+
+@pytest.mark.parametrize('backend', ['tf', 'torch'])
+@pytest.mark.parametrize('alg, basis_alg', [(basis, None) for basis in BASIS_ALGS] +
+                         [(alg, basis) for alg in ('rrd', 'ircr') for basis in BASIS_ALGS])
+def test_only_td3_splits_its_updates(backend, alg, basis_alg):
+    """The learner makes the updates the agent class declares: TD3 (and RRD or IRCR over it)
+    a critic update and a delayed policy update, every other agent one update."""
+    kinds = agent_class(alg, basis_alg, backend).update_kinds
+    assert kinds == (('train_q', 'train_pi') if 'td3' in (alg, basis_alg) else ('train',))
 
 
 def test_td3_default_delay_is_two():

@@ -25,6 +25,7 @@ class BaseAgent:
     train_info = ()
     step_info = ()
     hard_target_update = False  # DQN copies its target; actor-critics use polyak averaging
+    update_kinds = ('train',)  # the updates the learner makes (TD3: train_q and train_pi)
 
     def __init__(self, args):
         self.args = args

@@ -10,6 +10,7 @@ class TD3(DDPG):
     """DDPG's acting and policy step, with twin critics and target policy smoothing."""
 
     train_info = ('Pi_loss', 'Q_loss')
+    update_kinds = ('train_q', 'train_pi')
 
     def create_network(self):
         act_dim = self.args.acts_dims[0]
