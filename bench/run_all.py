@@ -307,10 +307,11 @@ time and closes the gap on this CPU, at the cost of bf16 rounding.
 tested, but their speed, and the parity suite on CUDA, are unverified. A replay buffer resident
 on the GPU was not built (the buffer is numpy and belongs to algorithm/replay_buffer).
 
-Run to run, on this shared virtual machine, a torch/TF ratio moves by up to about +-0.08 (SAC
-with one thread read 0.84, 0.71 and 0.77 on three quiet runs of this suite on the same default
-path), and a lever's effect by about +-0.06; within one run the backends and variants take turns
-on the same batches, so compare figures within a run.
+Run to run, on this shared virtual machine, a torch/TF ratio moves by up to about +-0.08 (SAC with
+one thread read 0.84, 0.71 and 0.77 on three quiet runs of this suite on the same default path, and
+0.72 on the next, whose TF figures moved by -6% to +31% against the run before), and a lever's
+effect by about +-0.06; within one run the backends and variants take turns on the same batches, so
+compare figures within a run.
 """
 
 

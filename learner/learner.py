@@ -41,9 +41,9 @@ class Learner:
         self.env_steps = 0  # exploring env steps taken, including those of the running episode
         self.iteration = self.iteration_steps = self.iteration_updates = 0  # position in the cycle
         self.stop_requested = False
-        # TD3 declares separate critic and policy updates: critics every update, the policy every
-        # pi_delay_freq-th
-        self.split_updates = 'train_pi' in agent.update_kinds
+        # The updates the agent declares (one `train` when it declares none); TD3's are separate:
+        # critics every update, the policy every pi_delay_freq-th
+        self.split_updates = 'train_pi' in getattr(agent, 'update_kinds', ('train',))
 
     @property
     def warm(self):
