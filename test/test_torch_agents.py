@@ -845,6 +845,20 @@ def test_same_conv_padding_matches_tf():
     torch.testing.assert_close(conv(y), F.conv2d(y, conv.weight, conv.bias, stride=1, padding=1))
 
 
+@pytest.mark.parametrize('kernel, stride, size', [
+    (8, 4, 84), (4, 2, 21), (3, 1, 11),  # the Atari torso's layers (the second pads unevenly)
+    (4, 1, 11),  # odd padding at stride 1: one surplus output is cut off
+    (3, 2, 8), (5, 3, 20),
+    (1, 2, 6),  # TF's last window stops short of the end: mirrored around forward
+])
+def test_mirrored_same_conv_is_the_mirrored_tf_conv(kernel, stride, size):
+    """ConvTorso runs its layers on mirrored frames; each must give TF's 'SAME' conv, mirrored."""
+    torch.manual_seed(0)
+    conv = SameConv2d(3, 5, kernel, stride)
+    x = torch.randn(2, 3, size, size + 1)
+    torch.testing.assert_close(conv.forward_mirrored(x.flip(2, 3)).flip(2, 3), conv(x))
+
+
 def image_batch(rng, b=4, n_actions=6):
     return {'obs': rng.randint(0, 256, size=(b, 84, 84, 4)).astype(np.uint8),
             'obs_next': rng.randint(0, 256, size=(b, 84, 84, 4)).astype(np.uint8),

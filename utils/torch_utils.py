@@ -29,15 +29,30 @@ class SameConv2d(nn.Conv2d):
         nn.init.xavier_uniform_(self.weight)
         nn.init.zeros_(self.bias)
 
-    def forward(self, x):
+    def same_padding(self, size):
+        """TF's (before, after) padding of a spatial dim of `size`: the odd pixel goes after."""
         k, s = self.kernel_size[0], self.stride[0]
-        pads = []
-        for size in (x.shape[-1], x.shape[-2]):  # F.pad wants the last dim first
-            total = max((math.ceil(size / s) - 1) * s + k - size, 0)
-            pads += [total // 2, total - total // 2]
-        if pads[0] == pads[1] and pads[2] == pads[3]:  # even: the conv pads, without a padded copy
-            return F.conv2d(x, self.weight, self.bias, self.stride, (pads[2], pads[0]))
-        return super().forward(F.pad(x, pads))
+        total = max((math.ceil(size / s) - 1) * s + k - size, 0)
+        return total // 2, total - total // 2
+
+    def forward(self, x):
+        (top, bottom), (left, right) = (self.same_padding(size) for size in x.shape[-2:])
+        if top == bottom and left == right:  # even: the conv pads, without a padded copy
+            return F.conv2d(x, self.weight, self.bias, self.stride, (top, left))
+        return super().forward(F.pad(x, (left, right, top, bottom)))
+
+    def forward_mirrored(self, x):
+        """This layer on input mirrored in both spatial dims: the mirrored output, with no padded
+        copy. Mirrored, TF's odd pixel of padding comes first, so an even padding of the larger
+        side starts every window exactly where TF's starts (the padding it adds at the end is read
+        by at most one surplus output, at stride 1, which is cut off). That holds when TF's last
+        window reaches the input's end, as in the Atari torso; otherwise this mirrors `forward`."""
+        k, s = self.kernel_size[0], self.stride[0]
+        rows, cols = (math.ceil(size / s) for size in x.shape[-2:])
+        if min((rows - 1) * s + k - x.shape[-2], (cols - 1) * s + k - x.shape[-1]) < 0:
+            return self(x.flip(2, 3)).flip(2, 3)
+        (_, bottom), (_, right) = (self.same_padding(size) for size in x.shape[-2:])
+        return F.conv2d(x, self.weight.flip(2, 3), self.bias, self.stride, (bottom, right))[..., :rows, :cols]
 
 
 def input_gradient_mlp(net, data, inputs):
@@ -92,8 +107,13 @@ class ConvTorso(nn.Module):
         self.out_dim = h * w * 64
 
     def forward(self, images):
-        features = self.convs(images.permute(0, 3, 1, 2))
-        return features.permute(0, 2, 3, 1).flatten(1)
+        """Runs on the mirrored frames: TF pads the second layer unevenly, which torch's convolution
+        can only do on a padded copy; mirrored, every layer pads evenly (SameConv2d.forward_mirrored).
+        The outputs are TF's, mirrored back; the mirroring costs less than the copy it saves."""
+        hidden = images.flip(1, 2).permute(0, 3, 1, 2)
+        for layer in self.convs:
+            hidden = layer.forward_mirrored(hidden) if isinstance(layer, SameConv2d) else layer(hidden)
+        return hidden.flip(2, 3).permute(0, 2, 3, 1).flatten(1)
 
 
 class RandomNormal:
