@@ -248,10 +248,14 @@ one-thread update by test/test_torch_speedups.py):
   TF's 48.4 (bench/atari_bench.py, one run each). TF's feed makes the same copy. The benchmark's
   image batches now have the buffer's layout (before, they were contiguous channels-last, which
   hid this: image DQN updates read 0.94 of TF here while the learner read 0.81-0.86).
-- **Atari 'SAME' padding**: passed to the convolution when it is even on both sides (the first
-  and third conv layers) instead of padding a copy of the frames first (the zero-fill of that
-  copy was 5% of an image DQN update), and frames are scaled to [0, 1] in place: image DQN x1.04,
-  image RRD-DQN x1.07 updates/s in one process against the previous form.
+- **Atari 'SAME' padding without padded copies**: TF pads the first and third conv layers evenly
+  (passed to the convolution since the last round: image DQN x1.04, image RRD-DQN x1.07 updates/s)
+  but the second unevenly (1 before, 2 after), which torch's convolution cannot do, so that layer
+  padded a copy of its input (zero-fill, copy, and a larger input gradient). The torso now runs
+  on mirrored frames with mirrored kernels: mirrored, the odd pixel comes first, an even padding
+  gives exactly TF's windows, and the features are mirrored back (`SameConv2d.forward_mirrored`;
+  equal to TF's conv up to rounding, tested per layer shape and by the parity suite). Atari DQN
+  learner update 55.2 -> 52.9 ms in an A/B in one process (bench/atari_bench.py's loop).
 - **Thin products in the orientation MKL is fast at**: the action columns of a critic's first
   layer (the policy loss's input gradient) are a contiguous [in, out] copy, so that product has a
   transposed operand instead of a strided column slice: 80 -> 32 us for the [256, 256] x [256, 6]
@@ -288,10 +292,6 @@ Measured and not shipped (rows above, and `python bench/twin_critics.py`):
   and nothing for the policy's (17): its own overhead takes the rest. Storing kernels [in, out]
   as TF does saves more (125 vs 182 us for the critic's first layer forward + backward) but
   changes every checkpoint's layout; both are left for now (~1-2% of an update).
-- **Mirrored conv torso**: TF pads the second conv layer unevenly (1 before, 2 after), which
-  torch's convolution cannot, so that layer pads a copy. On spatially mirrored frames with
-  mirrored kernels the same layer needs even padding, and the output is exactly TF's mirrored
-  (max difference 3.6e-7); forward + backward 21.3-22.2 vs 22.3-25.4 ms: within noise.
 
 Where the fp32 gap comes from (RRD-SAC, 1 thread, torch profiler vs TF's step stats): one update
 is 56-58 matmuls; the 20 of size 256^3 dominate. TF runs them in 300-356 us each with bias-add and
