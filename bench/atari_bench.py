@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 class NullLogger:
     def add_dict(self, info, prefix='', count=1):
         for value in info.values():
-            float(value)  # read every loss back, as the real logger does
+            float(value)  # read every loss back, as the real logger does on the CPU
 
     def add_record(self, key, value, count=1):
         pass

@@ -260,6 +260,9 @@ one-thread update by test/test_torch_speedups.py):
   layer (the policy loss's input gradient) are a contiguous [in, out] copy, so that product has a
   transposed operand instead of a strided column slice: 80 -> 32 us for the [256, 256] x [256, 6]
   product, ~55 us less per critic read by a policy loss.
+- **No host sync per update on an accelerator**: the logger sums losses that live on a device
+  there (float64) and reads each sum once per cycle; it read every loss after every update, which
+  on CUDA waits for the device each time. The CPU path is unchanged (untimed here: no GPU).
 - Already in place before: alpha kept as a tensor (no `.item()` in the loop), one zero-copy
   `as_tensor` per batch key, `torch._foreach_lerp_` for the Polyak update, and the conv weights
   left contiguous (channels-last weights measured x0.96-1.02).

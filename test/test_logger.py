@@ -142,6 +142,27 @@ def test_columns_default_to_first_row_keys(tmp_path):
     assert not os.path.exists(tmp_path / 'board')
 
 
+def test_device_values_are_read_once_per_cycle(tmp_path, monkeypatch):
+    """Losses on an accelerator are summed where they are and read when the cycle closes: reading
+    one per update would make the training loop wait for the device at every update. (No GPU in
+    the tests: CPU tensors stand in, with `_on_device` answering as it does for CUDA tensors.)"""
+    torch = pytest.importorskip('torch')
+    from utils import os_utils
+    assert os_utils._on_device(SimpleNamespace(device=SimpleNamespace(type='cuda')))
+    for host_value in (1.5, np.float32(1.5), np.ones(3), torch.tensor(1.5), '/device:CPU:0'):
+        assert not os_utils._on_device(host_value)
+
+    monkeypatch.setattr(os_utils, '_on_device', lambda value: isinstance(value, torch.Tensor))
+    with Logger(logdir=str(tmp_path), name='run', tensorboard=False, echo=False) as logger:
+        for value in (1.0, 2.0, 4.5):
+            logger.add_dict({'Q_loss': torch.tensor(value)}, prefix='losses/')
+        total, count = logger._records['losses/Q_loss']
+        assert isinstance(total, torch.Tensor) and total.dtype == torch.float64 and count == 3  # not read yet
+        row = logger.tabular(0)
+    assert row['losses/Q_loss'] == 2.5 and type(row['losses/Q_loss']) is float
+    assert read_csv(str(tmp_path / 'csv' / 'run.csv')) == [['losses/Q_loss'], ['2.5']]
+
+
 def test_same_second_runs_do_not_overwrite(tmp_path):
     first = Logger(logdir=str(tmp_path), name='run', tensorboard=False, echo=False)
     second = Logger(logdir=str(tmp_path), name='run', tensorboard=False, echo=False)

@@ -168,8 +168,17 @@ def _to_number(value):
     return int(value) if isinstance(value, (int, np.integer)) else float(value)
 
 
+def _on_device(value):
+    """Whether `value` is a tensor on an accelerator (checked by duck typing: this module imports
+    neither backend). Reading one waits for the device, so the logger sums such values where they
+    are and reads the sum once, when the cycle closes: no host sync in the training loop."""
+    return getattr(getattr(value, 'device', None), 'type', 'cpu') != 'cpu'
+
+
 def _average(total, count):
     """Cycle average; integer records (Epoch, Steps) whose average is whole stay ints."""
+    if _on_device(total):
+        total = float(total)  # the cycle's one read of a device-side sum
     if isinstance(total, int) and total % count == 0:
         return total // count
     return total / count
@@ -282,7 +291,10 @@ class Logger:
             self._records[key] = value
             return
         total = self._records.setdefault(key, [0, 0])
-        total[0] += _to_number(value) * count
+        if _on_device(value):  # summed on the device in float64, like the Python floats below
+            total[0] = total[0] + value.detach().double().mean() * count
+        else:
+            total[0] += _to_number(value) * count
         total[1] += count
 
     def add_dict(self, info, prefix='', count=1):
