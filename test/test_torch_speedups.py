@@ -283,15 +283,15 @@ def test_compile_with_inductor_matches_eager():
 
 def test_frames_reach_the_convolutions_channels_last():
     """The buffer's frame stacks are channels-first in memory (a channels-last view of the
-    gather); the agent scales them into contiguous channels-last floats, the layout the CPU
-    convolutions are fast on, with the values of a plain conversion."""
+    gather); the agent's batch conversion makes them contiguous channels-last, the layout the CPU
+    convolutions are fast on, and scaling keeps it, with the values of a plain conversion."""
     args = get_args(['--env', 'Pong', '--alg', 'dqn', '--use_pytorch', 'True', '--cuda', 'False'])
     args.obs_dims, args.acts_dims = [84, 84, 4], [6]
     agent = create_agent(args)
     frames = np.random.RandomState(0).randint(0, 256, (2, 4, 84, 84), dtype=np.uint8)
-    stacks = torch.as_tensor(np.moveaxis(frames, 1, -1))  # as EpisodeStorage samples them
-    assert not stacks.is_contiguous()
-    scaled = agent.preprocess_obs(stacks)
+    stacks = np.moveaxis(frames, 1, -1)  # as EpisodeStorage samples them
+    assert not stacks.flags['C_CONTIGUOUS']
+    scaled = agent.preprocess_obs(agent.to_tensors({'obs': stacks})['obs'])
     assert scaled.dtype == torch.float32 and scaled.is_contiguous()
     assert scaled.permute(0, 3, 1, 2).is_contiguous(memory_format=torch.channels_last)
-    assert torch.equal(scaled, stacks.float() / 255.0)
+    assert torch.equal(scaled, torch.as_tensor(stacks).float() / 255.0)

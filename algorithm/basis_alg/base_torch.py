@@ -84,24 +84,25 @@ class BaseAgent:
 
     # ---- inputs ---------------------------------------------------------------------------------
     def to_tensors(self, batch):
-        """One conversion per batch key (a no-op for keys that already are tensors)."""
-        return {key: torch.as_tensor(value, device=self.device) for key, value in batch.items()}
+        """One conversion per batch key (a no-op for keys that already are tensors). uint8 frame
+        stacks also become contiguous here, once per batch, however many losses read them: the
+        replay buffer samples them channels-first in memory, and on channels-last input the conv
+        stack's forward + backward runs ~1.25x faster on these CPUs, its first layer ~1.7x
+        (bench/RESULTS.md, Atari notes). The copy is made on the bytes (1.5x faster than
+        converting and transposing at once) and on the device."""
+        tensors = {key: torch.as_tensor(value, device=self.device) for key, value in batch.items()}
+        return {key: value.contiguous() if value.dtype == torch.uint8 else value for key, value in tensors.items()}
 
     def preprocess_obs(self, obs):
-        """uint8 frames are scaled to [0, 1]; vector observations go through the normaliser.
-
-        Frames become contiguous channels-last floats: the replay buffer's frame stacks arrive
-        channels-first in memory, and on channels-last input the conv stack's forward + backward
-        runs ~1.25x faster on these CPUs, its first layer ~1.7x (bench/RESULTS.md, Atari notes)."""
+        """uint8 frames are scaled to [0, 1]; vector observations go through the normaliser."""
         if obs.dtype == torch.uint8:
-            # the transposing copy on the bytes: 1.5x faster than converting and transposing at once
-            return obs.contiguous().float().div_(255.0)
+            return obs.float().div_(255.0)  # in place: one pass less over the frames
         return self.normalizer.normalize(obs) if self.normalizer is not None else obs
 
     # ---- acting ---------------------------------------------------------------------------------
     def step(self, obs, explore=False, test_info=False, noise=None):
         """Act on one unbatched observation; `noise` (standard normal) replaces the agent's own."""
-        obs = torch.as_tensor(np.asarray(obs)[None], device=self.device)
+        obs = self.to_tensors({'obs': np.asarray(obs)[None]})['obs']
         if noise is not None:
             noise = torch.as_tensor(np.asarray(noise, dtype=np.float32)[None], device=self.device)
         with torch.no_grad():
