@@ -242,10 +242,11 @@ one-thread update by test/test_torch_speedups.py):
 - **Atari frames channels-last in memory**: the replay buffer samples frame stacks as
   channels-last views of a channels-first gather, so the conv torso's NCHW view of them was
   plain NCHW in memory and every convolution took oneDNN's NCHW path (first layer forward 4.3 vs
-  2.6 ms, forward + backward 9.4 vs 5.6 ms at batch 32; the three layers 28.7 vs 23.1 ms). The agent now makes the transposing copy
-  on the uint8 frames (0.6 ms for a batch, 1.5x faster than converting and transposing floats in
-  one pass) before scaling them: the Atari DQN learner's update went from 59.0 to 52.9 ms against
-  TF's 48.4 (bench/atari_bench.py, one run each). TF's feed makes the same copy. The benchmark's
+  2.6 ms, forward + backward 9.4 vs 5.6 ms at batch 32; the three layers 28.7 vs 23.1 ms). The
+  agent now makes the transposing copy on the uint8 frames, once per batch when it converts it
+  (0.6 ms for a batch, 1.5x faster than converting and transposing floats in one pass): the
+  Atari DQN learner's update went from 59.0 to 52.9 ms against TF's 48.4 (bench/atari_bench.py,
+  one run each). TF's feed makes the same copy. The benchmark's
   image batches now have the buffer's layout (before, they were contiguous channels-last, which
   hid this: image DQN updates read 0.94 of TF here while the learner read 0.81-0.86).
 - **Atari 'SAME' padding without padded copies**: TF pads the first and third conv layers evenly
@@ -318,9 +319,8 @@ into the autograd engine alone is 60-130 us); eager autograd 1.43-1.46 / 1.55 ms
 (one session call, the gradients fetched). So the arithmetic is at parity and the gap is the
 bookkeeping around it: about 15-20% of a network's forward + backward, per network, which only a
 graph runtime or fused C++ kernels remove (`torch.compile` on this CPU: 1.48 ms for this network,
-slower than eager). The layout of the operands matters at the thin ends: MKL takes 92 us for the
-critic's first-layer weight gradient in the orientation autograd picks for `nn.Linear` and 43 us
-in the other (below, measured and not shipped).
+slower than eager). The layout of the operands matters only at the thin ends (the first-layer
+weight gradients, above under measured and not shipped).
 
 **GPU: no GPU was lent to this task, so no CUDA figure was measured**: fused Adam on CUDA and
 `--compile` with CUDA graphs are written to be correct by construction and their CPU paths are
