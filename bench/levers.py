@@ -16,6 +16,8 @@ re-checked on other hardware:
 - fused MLP: each MLP one autograd node: oneDNN's fused linear + bias + ReLU forward
   (`torch.ops.mkldnn._linear_pointwise`, what TF's _FusedMatMul runs) and a hand-written backward
   that computes only the gradients asked for;
+- hand-derived gradients (SAC and RRD-SAC): the whole update without autograd, every gradient
+  written out (bench/hand_gradients.py; checked against autograd's on the first batch);
 - losses on one thread (`--parallel_losses False`): with `--threads 2`, the shipped default runs
   the critic's losses on a second thread; this is the serial update with 2 intra-op threads.
 The TF reference runs on the same batches, so every row also has its torch / TF ratio.
@@ -34,6 +36,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bench import hand_gradients  # noqa: E402
 from bench.agent_speed import make_args, make_batches, race  # noqa: E402
 from algorithm import create_agent  # noqa: E402
 
@@ -178,6 +181,7 @@ VARIANTS = {'reference (eager, before issue 10)': (reference, ()), 'one backward
             'default (as shipped)': (None, ()), 'default + --amp (bf16)': (None, ('--amp',)),
             'default + --compile': (None, ('--compile',)),
             'default + flush denormals': (flush_denormals, ()), 'default + fused MLP': (fused_mlp, ()),
+            'default + hand-derived gradients': (hand_gradients.install, ()),
             'default, losses on one thread': (None, ('--parallel_losses', 'False'))}
 
 

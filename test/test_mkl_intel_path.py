@@ -1,0 +1,60 @@
+"""tools/mkl_intel_path.py: the opt-in MKL shim builds, and a torch update under it computes what
+it computes without it (up to fp32 rounding: other kernels sum in another order)."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tools import mkl_intel_path
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# One SAC update from fixed weights and a fixed batch; prints the losses and a weight checksum.
+UPDATE = """
+import json, sys
+import numpy as np, torch
+sys.path.insert(0, {root!r}); sys.path.insert(0, {bench!r})
+from agent_speed import make_args, make_batches
+from algorithm import create_agent
+torch.manual_seed(0)
+agent = create_agent(make_args('sac', 'torch', 1))
+batch = make_batches(agent.args, 1)[0]
+a = torch.randn(256, 23) @ torch.randn(23, 256)
+info = {{key: float(value) for key, value in agent.train(batch).items()}}
+info['weights'] = float(sum(p.double().sum() for p in agent.q1.parameters()))
+info['product'] = float(a.double().sum())
+print(json.dumps(info))
+"""
+
+
+def run_update(preload=None):
+    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
+    if preload:
+        env['LD_PRELOAD'] = preload
+    code = UPDATE.format(root=ROOT, bench=os.path.join(ROOT, 'bench'))
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(sys.platform != 'linux', reason='LD_PRELOAD shim: Linux only')
+def test_shim_builds_and_keeps_the_update_within_rounding(tmp_path):
+    try:
+        path = mkl_intel_path.build(str(tmp_path))
+    except RuntimeError as error:
+        pytest.skip(str(error))
+    assert os.path.isfile(path)
+    plain, shimmed = run_update(), run_update(path)
+    assert shimmed.keys() == plain.keys()
+    for key in plain:
+        assert shimmed[key] == pytest.approx(plain[key], rel=1e-5, abs=1e-5), key
+
+
+def test_missing_compiler_is_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv('CC', 'no-such-compiler')
+    monkeypatch.setattr(mkl_intel_path.shutil, 'which', lambda name: None)
+    with pytest.raises(RuntimeError, match='no C compiler found'):
+        mkl_intel_path.build(str(tmp_path))
+    assert not os.listdir(tmp_path)
