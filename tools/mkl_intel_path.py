@@ -4,7 +4,8 @@ PyTorch's x86 wheels run fp32 matrix products through Intel MKL (the TF referenc
 and MKL picks its code path by CPU vendor: on AMD processors it runs slower kernels than the
 instruction sets the CPU reports allow. Measured on a 2-core AMD EPYC with AVX-512 (one thread):
 a [256, 256] x [256, 6] product 79 vs 27 us, the critics' first-layer weight gradient 90 vs 41 us,
-a 256^3 product 332 vs 311 us; SAC and RRD-SAC updates 6-10% faster (bench/RESULTS.md). MKL asks
+a 256^3 product 332 vs 311 us; SAC and RRD-SAC updates 3-25% faster across runs (bench/RESULTS.md,
+a noisy shared machine). MKL asks
 one exported function, `mkl_serv_intel_cpu_true`, whether the CPU is Intel's; a one-line shared
 library that answers yes, preloaded, makes it dispatch by the CPU's instruction sets alone.
 
