@@ -68,7 +68,8 @@ def squashed_gaussian(out, noise):
 
 
 def head_backward(grad_action, grad_log_p, head, action, noise):
-    """d loss / d policy output, from d loss / d action and d loss / d log_p ([B, 1])."""
+    """d loss / d policy output from d loss / d action and d loss / d log_p (a scalar or [B, 1]),
+    through every path autograd takes in `squashed_gaussian`: tanh, the log-prob and its z."""
     mean, raw_log_std, log_std, std, u, z = head
     grad_action = grad_action + grad_log_p * 2.0 * action / (1.0 - action.square() + 1e-6)
     grad_u = grad_action * (1.0 - action.square()) - grad_log_p * z / std
