@@ -165,6 +165,9 @@ def _build_parser(env, category, discrete, alg, basis_alg, optimizer):
     _bool_flag(group, '--compile', False,
                'PyTorch: torch.compile the update (CUDA graphs on CUDA); slower on CPU, see bench/RESULTS.md')
     _bool_flag(group, '--amp', False, 'PyTorch: bfloat16 autocast of the networks\' forward passes')
+    _bool_flag(group, '--buffer_on_device', False,
+               'PyTorch: keep a copy of the replay buffer on the torch device (the GPU) and sample '
+               'batches there; the host copy stays for checkpoints')
     _bool_flag(group, '--save_model', False,
                'save a checkpoint at each epoch end under <logdir>/models/')
     group.add_argument('--load_model', type=str, default=None,
@@ -362,9 +365,15 @@ def _validate(args):
             fail('--rrd_bias_correction needs --rrd_sample_size > 1 (the sample variance of one '
                  'transition is undefined); raise --rrd_sample_size or drop --rrd_bias_correction')
     try:
-        select_backend(args)
+        backend = select_backend(args)
     except BackendError as error:
         fail(f'{error}; or pick the other backend with --use_pytorch')
+    if args.buffer_on_device:
+        if backend != 'torch':
+            fail('--buffer_on_device needs the PyTorch backend; pass --use_pytorch True or drop --buffer_on_device')
+        if args.alg == 'ircr':
+            fail('--buffer_on_device does not support --alg ircr (its batches mix two storages); '
+                 'drop --buffer_on_device')
     if args.cuda:
         if args.use_pytorch is False:
             fail('--cuda True needs the PyTorch backend, but --use_pytorch is False; drop one of them')

@@ -357,6 +357,8 @@ def run(args, stop=None):
     if args.load_model and args.resume is None:
         agent.load_model(args.load_model)
     buffer = create_buffer(args)
+    if args.buffer_on_device:
+        buffer.keep_on_device(agent.device)
     checkpoint = state = logger_state = None
     if args.resume is not None:
         for stale in glob.glob(os.path.join(glob.escape(args.resume), '.tmp-ckpt-*')):

@@ -39,6 +39,20 @@ def median_ms(fn, calls):
     return 1e3 * float(np.median(times))
 
 
+def device_sample_ms(buffer, calls):
+    """`sample_batch`'s median ms through --buffer_on_device's gather, on torch's CPU device (the
+    code path a GPU runs, without one), or None without torch."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return None
+    buffer.keep_on_device('cpu')
+    try:
+        return median_ms(buffer.sample_batch, calls)
+    finally:
+        buffer.storage.device_ring = None
+
+
 def vector_section(size, calls):
     args = types.SimpleNamespace(
         buffer_size=size, batch_size=256, obs_dims=[17], acts_dims=[6], discrete=False, alg='rrd',
@@ -52,8 +66,11 @@ def vector_section(size, calls):
     per_step = buffer.nbytes / len(buffer)
     print(f'vector ({len(buffer):,} transitions, filled in {seconds:.1f} s)')
     print(f'  sample_batch  batch 256 + RRD 4x64: {full:.3f} ms median ({plain:.3f} ms for the batch of 256 alone)')
+    device = device_sample_ms(buffer, calls)
+    if device is not None:
+        print(f'                gathered by torch (--buffer_on_device on the CPU device): {device:.3f} ms median')
     print(f'  storage       {per_step:.1f} bytes/transition vs raw {raw} -> ratio {per_step / raw:.3f}')
-    return full, per_step / raw
+    return full, per_step / raw, device
 
 
 def atari_section(size, calls, projected=1_000_000):
@@ -71,6 +88,9 @@ def atari_section(size, calls, projected=1_000_000):
     per_step = buffer.nbytes / len(buffer)
     print(f'atari ({len(buffer):,} steps, filled in {seconds:.1f} s)')
     print(f'  sample_batch  batch 32 + RRD 1x32: {full:.3f} ms median')
+    device = device_sample_ms(buffer, calls)
+    if device is not None:
+        print(f'                gathered by torch (--buffer_on_device on the CPU device): {device:.3f} ms median')
     print(f'  storage       {per_step:.1f} bytes/step vs one frame + fields {raw} -> ratio {per_step / raw:.3f}')
     print(f'  projected     {projected:,}-step buffer: {per_step * projected / 2**30:.2f} GiB')
     try:  # numpy allocates lazily: this checks the size against free memory without filling it
@@ -87,7 +107,7 @@ def main():
     options = parser.parse_args()
     np.random.seed(0)
     calls = 200 if options.small else 2000
-    vector_ms, vector_ratio = vector_section(100_000 if options.small else 1_000_000, calls)
+    vector_ms, vector_ratio, _ = vector_section(100_000 if options.small else 1_000_000, calls)
     atari_ms, atari_ratio = atari_section(20_000 if options.small else 100_000, calls)
     print(f'targets: vector sample < 0.3 ms: {"ok" if vector_ms < 0.3 else "MISSED"}; '
           f'vector storage within 10%: {"ok" if vector_ratio <= 1.10 else "MISSED"}; '

@@ -121,8 +121,8 @@ def mkl_intel_path_speeds(updates, repeats):
 
 def sampling_latency(size, calls):
     from bench.buffer_bench import vector_section
-    milliseconds, _ = vector_section(size, calls)
-    return milliseconds
+    milliseconds, _, torch_milliseconds = vector_section(size, calls)
+    return milliseconds, torch_milliseconds
 
 
 # ---- the report ----------------------------------------------------------------------------------------
@@ -218,14 +218,15 @@ def measure_all(quick):
                    '--round', '2', '--warmup', '1000'])
         print(out, end='', flush=True)
         atari[alg] = {m.group(1): float(m.group(2)) for m in re.finditer(r'^\s*(torch|tf)\s+([\d.]+) env steps/s', out, re.M)}
-    sampling = section('sampling', str(100_000 if quick else 1_000_000))
+    sampling, sampling_device = section('sampling', str(100_000 if quick else 1_000_000))
     memory = {label: {backend: section('memory', f'{label}:{backend}') for backend in ('torch', 'tf')}
               for label in MEMORY_RUNS}
     print('memory', memory, flush=True)
     return {'quick': quick, 'started': f'{started:%Y-%m-%d %H:%M}', 'minutes': (time.perf_counter() - clock) / 60,
             'load': [load_start, os.getloadavg()[0]], 'machine': machine(), 'speeds': speeds, 'levers': levers,
             'levers_2': levers_2, 'mkl': mkl,
-            'e2e': e2e, 'atari': atari, 'sampling_ms': sampling, 'memory': memory}
+            'e2e': e2e, 'atari': atari, 'sampling_ms': sampling,
+            'sampling_device_ms': sampling_device, 'memory': memory}
 
 
 def verdict(value, target, floor=None):
@@ -398,8 +399,10 @@ weight gradients, above under measured and not shipped).
 
 **GPU: no GPU was lent to this task, so no CUDA figure was measured**: fused Adam on CUDA and
 `--compile` with CUDA graphs are written to be correct by construction and their CPU paths are
-tested, but their speed, and the parity suite on CUDA, are unverified. A replay buffer resident
-on the GPU was not built (the buffer is numpy and belongs to algorithm/replay_buffer).
+tested, but their speed, and the parity suite on CUDA, are unverified. So is `--buffer_on_device`
+(a copy of the replay ring on the torch device, batches gathered there from indices computed on
+the host): tested on the CPU device (the numpy buffer's batches exactly, and the same training
+run row for row), untimed on a GPU.
 
 Run to run, on this shared virtual machine, a torch/TF ratio moves by up to about +-0.08 (SAC with
 one thread read 0.84, 0.71 and 0.77 on three quiet runs of this suite on the same default path, and
@@ -446,7 +449,10 @@ def render(results):
           f'**{ratio(r.get("torch", 0), r.get("tf", 0))}** |' for alg, r in results['atari'].items()], '',
         '## Replay buffer and memory', '',
         f'Sampling latency (RRD buffer, {"100k" if quick else "1M"} HalfCheetah transitions, batch 256 + RRD 4x64, '
-        f'median): {results["sampling_ms"]:.3f} ms, the same for both backends (the buffer is numpy).', '',
+        f'median): {results["sampling_ms"]:.3f} ms, the same for both backends (the buffer is numpy)'
+        + (f'; {results["sampling_device_ms"]:.3f} ms gathered by torch from a device ring on the CPU '
+           '(`--buffer_on_device`\'s code path, without a GPU)' if results.get('sampling_device_ms') else '')
+        + '.', '',
         '| run (synthetic episodes, then 50 updates; one subprocess each) | TF peak RSS MiB | torch peak RSS MiB | '
         'torch/TF |', '|---|---|---|---|',
         *[f'| {label} | {r["tf"]:.0f} | {r["torch"]:.0f} | {ratio(r["torch"], r["tf"])} |' for label, r in memory.items()],

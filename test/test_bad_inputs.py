@@ -124,6 +124,10 @@ ROWS = {
                                         ['{tmp}/no_meta has no readable meta.json', 'pick another checkpoint']),
     'TF checkpoint without its index': (TINY + TF + ['--load_model={tmp}/no_index'],
                                         ['{tmp}/no_index lacks model.index', 'corrupt or incomplete']),
+    'replay buffer on the device with TF': (TINY + TF + ['--buffer_on_device=True'],
+                                            ['--buffer_on_device needs the PyTorch backend', '--use_pytorch True']),
+    'replay buffer on the device with IRCR': (TINY + TORCH + ['--alg=ircr', '--buffer_on_device=True'],
+                                              ['does not support --alg ircr', 'drop --buffer_on_device']),
     # ---- memory ------------------------------------------------------------------------------------
     'absurd batch size (torch)': (TINY + TORCH + ['--batch_size=1e12'],
                                   ['one update (--batch_size 1000000000000:', 'use a smaller --batch_size']),

@@ -117,6 +117,20 @@ def test_seeded_runs_are_identical(tmp_path):
     assert without_time(*first) != without_time(*other)
 
 
+@pytest.mark.parametrize('flags', [MUJOCO + ['--alg=rrd', '--basis_alg=sac'] + RRD,
+                                   CARTPOLE + ['--alg=rrd', '--basis_alg=dqn'] + RRD], ids=['rrd-sac', 'rrd-dqn'])
+def test_buffer_on_device_trains_exactly_as_the_host_buffer(tmp_path, flags, monkeypatch):
+    """--buffer_on_device gathers the same batches on the device (CPU here): same run, row for row."""
+    from algorithm.replay_buffer.device_ring_torch import DeviceRing
+    gathers, gather = [], DeviceRing.gather
+    monkeypatch.setattr(DeviceRing, 'gather', lambda self, *args: gathers.append(args[0]) or gather(self, *args))
+    host = run(tmp_path / 'host', *flags, '--seed=5')
+    assert not gathers
+    device = run(tmp_path / 'device', *flags, '--seed=5', '--buffer_on_device=True')
+    assert {'frames', 'acts', 'rews', 'done'} <= set(gathers)  # the batches came from the device ring
+    assert without_time(*host) == without_time(*device)
+
+
 def test_save_and_load_model(tmp_path):
     flags = MUJOCO + ['--alg=sac', '--save_model=True']
     header, rows = run(tmp_path / 'a', *flags)

@@ -1,7 +1,6 @@
 """PyTorch building blocks shared by every torch agent (twin of utils/tf_utils.py)."""
 import math
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -159,7 +158,7 @@ class Normalizer(nn.Module):
 
     @torch.no_grad()
     def update(self, inputs):
-        inputs = torch.as_tensor(np.asarray(inputs, dtype=np.float32), device=self.sum.device)
+        inputs = torch.as_tensor(inputs, dtype=torch.float32, device=self.sum.device)
         inputs = inputs.reshape(-1, *self.sum.shape)
         self.sum += inputs.sum(dim=0)
         self.sum_sqr += inputs.square().sum(dim=0)

@@ -227,7 +227,8 @@ class BaseAgent:
 
     def normalizer_update(self, batch):
         if self.normalizer is not None:
-            self.normalizer.update(np.concatenate([batch['obs'], batch['obs_next']], axis=0))
+            batch = self.to_tensors({key: batch[key] for key in ('obs', 'obs_next')})
+            self.normalizer.update(torch.cat([batch['obs'], batch['obs_next']]))
 
     # ---- checkpoints ----------------------------------------------------------------------------
     def checkpoint_state(self):

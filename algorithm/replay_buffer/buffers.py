@@ -122,6 +122,11 @@ class ReplayBuffer:
     def sample(self, batch_size=None):
         return self.sample_batch(batch_size)
 
+    def keep_on_device(self, device):
+        """Gather batches on a torch device from a copy of the stored transitions there
+        (`--buffer_on_device`; EpisodeStorage.keep_on_device)."""
+        self.storage.keep_on_device(device)
+
     # ---- checkpoints ------------------------------------------------------------------------------
     def save(self, folder):
         """Write the held transitions to `folder` (see `EpisodeStorage.save`; ~100 bytes per
@@ -162,7 +167,7 @@ class RRDReplayBuffer(ReplayBuffer):
         lengths = storage.ep_len[episodes]
         anchors = storage.anchors(episodes[:, None], draw_episode_steps(lengths, k, self.rng))
         batch['rrd_obs'], batch['rrd_obs_next'] = storage.obs_pair(anchors)
-        batch['rrd_acts'] = storage.acts[anchors]
+        batch['rrd_acts'] = storage.gather('acts', anchors)
         batch['rrd_rews'] = (storage.ep_ret[episodes] / lengths).astype(np.float32)[:, None]
         if self.bias_correction:
             batch['rrd_var_coef'] = variance_coefficients(lengths, k)[:, None]

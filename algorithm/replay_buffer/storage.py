@@ -2,7 +2,9 @@
 
 Every buffer (vector or Atari frame-stack; plain, RRD or IRCR sampling) is built on
 `EpisodeStorage`, which differs between observation kinds only by the frame shape, dtype and
-`history` (frames per observation). Numpy only, so both backends share it.
+`history` (frames per observation). Numpy only, so both backends share it; with PyTorch's opt-in
+`--buffer_on_device` the ring also has a copy on the torch device (device_ring_torch.py), where
+batches are gathered.
 """
 import math
 import os
@@ -78,6 +80,7 @@ class EpisodeStorage:
         self.slots_held = 0
         self._write = 0  # first free slot
         self._next_first = 0  # global index of the next transition stored
+        self.device_ring = None  # the ring's copy on a torch device (keep_on_device)
 
     # ---- bookkeeping views (held episodes, oldest first) ------------------------------------------
     @property
@@ -120,9 +123,8 @@ class EpisodeStorage:
         while self.steps_held + n_steps > self.capacity or self.slots_held + n_steps + self.history > self.slots:
             self._evict_oldest()
         start = self._write
-        self._put(start, (self.frames, frames))
-        fields_start = (start + self.history - 1) % self.slots
-        self._put(fields_start, (self.acts, acts), (self.rews, rews), (self.done, done))
+        self._put(start, frames=frames)
+        self._put((start + self.history - 1) % self.slots, acts=acts, rews=rews, done=done)
         self._append_meta(start=start, len=n_steps, first=self._next_first,
                           ret=np.sum(rews, dtype=np.float64))
         self._write = (start + n_steps + self.history) % self.slots
@@ -130,12 +132,16 @@ class EpisodeStorage:
         self.slots_held += n_steps + self.history
         self._next_first += n_steps
 
-    def _put(self, start, *pairs):
-        """Copy each source into its ring array from slot `start`, wrapping at the end."""
-        head = min(len(pairs[0][1]), self.slots - start)
-        for ring, values in pairs:
+    def _put(self, start, **fields):
+        """Copy each field's values into its ring from slot `start`, wrapping at the end (and into
+        the device ring)."""
+        for name, values in fields.items():
+            head = min(len(values), self.slots - start)
+            ring = getattr(self, name)
             ring[start:start + head] = values[:head]
             ring[:len(values) - head] = values[head:]
+            if self.device_ring is not None:
+                self.device_ring.put(name, start, head, values)
 
     def _evict_oldest(self):
         n_steps = self._meta['len'][self._lo]
@@ -156,6 +162,13 @@ class EpisodeStorage:
         for key, value in values.items():
             self._meta[key][self._hi] = value
         self._hi += 1
+
+    def keep_on_device(self, device):
+        """Keep a copy of the ring on a torch `device` and gather batches there (opt-in
+        `--buffer_on_device`, PyTorch only): a batch then crosses to the device as its slot
+        indices instead of its observations. The numpy ring stays the storage of record."""
+        from algorithm.replay_buffer.device_ring_torch import DeviceRing
+        self.device_ring = DeviceRing(self, device)
 
     # ---- sampling ---------------------------------------------------------------------------------
     def sample_steps(self, n, rng):
@@ -182,22 +195,32 @@ class EpisodeStorage:
         following[following == self.slots] = 0
         return self._obs_at(anchors), self._obs_at(following)
 
+    def gather(self, name, slots):
+        """Ring `name` ('frames', 'acts', 'rews', 'done') at the given slots: a numpy array, or a
+        tensor on the device with a device ring (where done is float32 already)."""
+        if self.device_ring is not None:
+            return self.device_ring.gather(name, slots)
+        return getattr(self, name)[slots]
+
     def _obs_at(self, anchors):
         """Stacks are channels-last views of a channels-first gather: the transposing copy is left
         to the consumer (the torch agent makes it on the bytes, TF's feed makes it), so sampling
         pays only for the gather."""
         if self.history == 1:
-            return self.frames[anchors]
-        window = self.frames[(anchors[..., None] + self._window) % self.slots]  # [..., h, *frame]
+            return self.gather('frames', anchors)
+        window = self.gather('frames', (anchors[..., None] + self._window) % self.slots)  # [..., h, *frame]
+        if self.device_ring is not None:
+            return window.movedim(anchors.ndim, -1)
         return np.moveaxis(window, anchors.ndim, -1)
 
     def transitions(self, episodes, steps):
         """The basis-algorithm batch for the given steps: obs, obs_next, acts, rews [B, 1], done [B, 1]."""
         anchors = self.anchors(episodes, steps)
         obs, obs_next = self.obs_pair(anchors)
-        return {'obs': obs, 'obs_next': obs_next, 'acts': self.acts[anchors],
-                'rews': self.rews[anchors][:, None],
-                'done': self.done[anchors][:, None].astype(np.float32)}
+        done = self.gather('done', anchors)[:, None]
+        return {'obs': obs, 'obs_next': obs_next, 'acts': self.gather('acts', anchors),
+                'rews': self.gather('rews', anchors)[:, None],
+                'done': done if self.device_ring is not None else done.astype(np.float32)}
 
     def episode(self, index):
         """Copies of one held episode's (frames, acts, rews, done), the arguments of `add_frames`."""
@@ -249,3 +272,5 @@ class EpisodeStorage:
         self.steps_held, self.slots_held = scalars['steps_held'], scalars['slots_held']
         self._next_first = scalars['next_first']
         self._write = self.slots_held % self.slots
+        if self.device_ring is not None:
+            self.device_ring.refresh()
