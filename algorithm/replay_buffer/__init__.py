@@ -1,4 +1,5 @@
-"""Replay buffers shared by both backends (numpy only); see docs/design.md and docs/algorithms.md section 9."""
+"""Replay buffers shared by both backends (numpy; PyTorch can keep a copy on its device, device_ring_torch.py);
+see docs/design.md and docs/algorithms.md section 9."""
 from algorithm.replay_buffer.buffers import IRCRReplayBuffer, ReplayBuffer, RRDReplayBuffer
 from algorithm.replay_buffer.storage import EpisodeStorage
 
