@@ -7,7 +7,7 @@ filled past `--warmup` with random actions (untimed), then timed in alternating 
 `--round` iterations, so load from other processes on the machine hits both alike.
 Prints steps/s per backend and where the time goes (env + acting vs sampling + updates).
 
-    OMP_NUM_THREADS=1 python bench/atari_bench.py [--alg dqn|rrd] [--iterations 30] [--backends torch tf] [--threads 1]
+    OMP_NUM_THREADS=1 python bench/atari_bench.py [--alg dqn|rrd] [--iterations 30] [--backends torch tf] [--threads 1] [--buffer_on_device]
 """
 import argparse
 import os
@@ -49,7 +49,11 @@ class TimedLearner:
             import torch
             torch.manual_seed(0)
         self.backend, self.args = backend, args
-        self.learner = Learner(args, env, create_agent(args), create_buffer(args), NullLogger())
+        self.label = backend + (' --buffer_on_device' if args.buffer_on_device else '')
+        agent, buffer = create_agent(args), create_buffer(args)
+        if args.buffer_on_device:  # as train.py does
+            buffer.keep_on_device(agent.device)
+        self.learner = Learner(args, env, agent, buffer, NullLogger())
         self.env_time = self.train_time = 0.0
         self.steps = self.updates = 0
 
@@ -75,7 +79,7 @@ class TimedLearner:
 
     def report(self):
         total = self.env_time + self.train_time
-        return (f'{self.backend:>5}  {self.steps / total:8.1f} env steps/s   '
+        return (f'{self.label:>5}  {self.steps / total:8.1f} env steps/s   '
                 f'env+acting {1e3 * self.env_time / self.steps:6.2f} ms/step   '
                 f'sample+update {1e3 * self.train_time / self.updates:7.2f} ms/update   '
                 f'({self.steps} steps, {self.updates} updates, {total:.1f} s)')
@@ -112,14 +116,19 @@ def main():
     parser.add_argument('--warmup', type=int, default=1000, help='random steps stored before timing')
     parser.add_argument('--buffer_size', type=int, default=30000, help='at least --test_timesteps (27000)')
     parser.add_argument('--threads', type=int, default=1, help='threads of each backend')
+    parser.add_argument('--buffer_on_device', action='store_true',
+                        help='also time torch with --buffer_on_device (batches gathered on its device)')
     options = parser.parse_args()
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
+    argv = atari_argv(options.game, options.alg, options.warmup, options.buffer_size)
+    variants = [(backend, argv) for backend in options.backends]
+    if options.buffer_on_device:
+        variants.append(('torch', argv + ['--buffer_on_device=True']))
     runs = []
-    for backend in options.backends:
+    for backend, run_argv in variants:
         try:
-            runs.append(TimedLearner(backend, atari_argv(options.game, options.alg, options.warmup,
-                                                         options.buffer_size), options.threads))
+            runs.append(TimedLearner(backend, run_argv, options.threads))
         except Exception as error:  # e.g. the backend is not installed
             print(f'{backend}: skipped ({type(error).__name__}: {error})')
     race(runs, options.iterations, options.round)

@@ -29,6 +29,7 @@ sys.path.insert(0, ROOT)
 BENCH = os.path.join(ROOT, 'bench')
 E2E_ARGV = ['--env=HalfCheetah-v2', '--alg=rrd', '--basis_alg=sac', '--timesteps=50', '--train_batches=50',
             '--warmup=2000', '--buffer_size=100000']
+DEVICE_RUN = 'torch --buffer_on_device'  # the end-to-end run with the opt-in device buffer
 MEMORY_RUNS = {  # name: (CLI flags, transitions stored before the updates)
     'MuJoCo RRD-SAC, 1M transitions': (['--env=HalfCheetah-v2', '--alg=rrd', '--basis_alg=sac',
                                         '--buffer_size=1000000'], 1_000_000),
@@ -60,11 +61,13 @@ def json_run(command, env=None):
 
 # ---- sections run in subprocesses -------------------------------------------------------------------
 def end_to_end(threads, iterations):
-    """RRD-SAC HalfCheetah: env step + acting + one update per step, both backends in turns."""
+    """RRD-SAC HalfCheetah: env step + acting + one update per step, both backends in turns (and
+    torch with --buffer_on_device, on the CPU device here)."""
     from bench.atari_bench import TimedLearner, race
     runs = [TimedLearner(backend, E2E_ARGV, threads) for backend in ('torch', 'tf')]
+    runs.append(TimedLearner('torch', E2E_ARGV + ['--buffer_on_device=True'], threads))
     race(runs, iterations, round_size=1)
-    return {run.backend: {'steps_per_s': run.steps / (run.env_time + run.train_time),
+    return {run.label: {'steps_per_s': run.steps / (run.env_time + run.train_time),
                           'env_ms': 1e3 * run.env_time / run.steps, 'update_ms': 1e3 * run.train_time / run.updates}
             for run in runs}
 
@@ -442,7 +445,10 @@ def render(results):
         '## End-to-end RRD-SAC on HalfCheetah (env step + acting + one update per step, 1 thread)', '',
         '| backend | env steps/s | env + acting ms/step | sample + update ms/update |', '|---|---|---|---|',
         *[f'| {b} | {r["steps_per_s"]:.1f} | {r["env_ms"]:.2f} | {r["update_ms"]:.2f} |' for b, r in e2e.items()],
-        f'| torch/TF | **{ratio(e2e["torch"]["steps_per_s"], e2e["tf"]["steps_per_s"])}** | | |', '',
+        f'| torch/TF | **{ratio(e2e["torch"]["steps_per_s"], e2e["tf"]["steps_per_s"])}** | | |',
+        *([f'| torch --buffer_on_device / torch (CPU device: no transfer to save) | '
+           f'x{ratio(e2e[DEVICE_RUN]["steps_per_s"], e2e["torch"]["steps_per_s"])} | | |'] if DEVICE_RUN in e2e else []),
+        '',
         '## Atari learner (Pong, 100 env steps + 25 updates of batch 32 per iteration, 1 thread)', '',
         '| agent | TF env steps/s | torch env steps/s | torch/TF |', '|---|---|---|---|',
         *[f'| {"RRD-DQN" if alg == "rrd" else "DQN"} | {r.get("tf", 0):.1f} | {r.get("torch", 0):.1f} | '
