@@ -343,9 +343,9 @@ Measured and not shipped (rows above, and `python bench/twin_critics.py`):
 - **Flush denormals** (TF's executor runs with flush-to-zero): x0.97-1.05, noise.
 - **Hand-derived gradients** (`bench/hand_gradients.py`, SAC and RRD-SAC): the whole update with
   every gradient written out and no autograd (same losses, noise and fused Adam step; checked
-  against autograd's gradients, equal within 1e-5 relative). Over the default: x1.23 on SAC and
-  x1.14 on RRD-SAC in the levers table above (0.93 and 0.95 of TF), x1.11 / x1.13 in a separate
-  run (0.84 / 0.91), and x1.18 / x1.14 in a run with MKL's Intel code path (below), 0.93 / 0.98 of
+  against autograd's gradients, equal within 1e-5 relative). Over the default: x1.11-1.23 on SAC
+  and x1.13-1.18 on RRD-SAC across three runs (the levers table above: x1.20 / x1.18, 0.95 and
+  0.93 of TF), and x1.18 / x1.14 in a run with MKL's Intel code path (below), 0.93 / 0.98 of
   TF. That is the fp32 floor within reach, and it locates the rest of the gap: the autograd engine.
   Split per SAC update (1 thread, min of 5 rounds of 50 updates on the same batches): the losses'
   forward 5.33 ms with autograd's graph and 4.87 ms without it, backward 4.95 ms; the whole
@@ -373,7 +373,7 @@ which selects its kernels by CPU vendor and runs slower ones on this AMD EPYC th
 allows; a preloaded one-line library that tells MKL it runs on an Intel CPU lets it choose by
 instruction set. One thread, best of 5 x 200 calls, separate processes: a [256, 256] x [256, 6]
 product 79 -> 27 us, the critic's first-layer weight gradient ([256, 256]^T x [256, 23]) 90 ->
-41 us, a 256^3 product 332 -> 311 us, the 1024^3 GEMM rate 86-93 -> 104-109 GFLOP/s; SAC and
+41 us, a 256^3 product 332 -> 311 us, the 1024^3 GEMM rate 86-96 -> 104-109 GFLOP/s; SAC and
 RRD-SAC updates 3-25% faster across runs (the table above; noisy, each ratio from its own run). TF uses
 oneDNN, which has no vendor check, so this is part of why the arithmetic of the two backends
 differs on this machine. Not the default: it overrides a vendor's dispatch decision with a
