@@ -196,11 +196,12 @@ class EpisodeStorage:
         return self._obs_at(anchors), self._obs_at(following)
 
     def gather(self, name, slots):
-        """Ring `name` ('frames', 'acts', 'rews', 'done') at the given slots: a numpy array, or a
-        tensor on the device with a device ring (where done is float32 already)."""
+        """Ring `name` ('frames', 'acts', 'rews', 'done') at the given slots, `done` as float32 (as
+        batches carry it): a numpy array, or a tensor on the device with a device ring."""
         if self.device_ring is not None:
             return self.device_ring.gather(name, slots)
-        return getattr(self, name)[slots]
+        values = getattr(self, name)[slots]
+        return values.astype(np.float32) if name == 'done' else values
 
     def _obs_at(self, anchors):
         """Stacks are channels-last views of a channels-first gather: the transposing copy is left
@@ -217,10 +218,8 @@ class EpisodeStorage:
         """The basis-algorithm batch for the given steps: obs, obs_next, acts, rews [B, 1], done [B, 1]."""
         anchors = self.anchors(episodes, steps)
         obs, obs_next = self.obs_pair(anchors)
-        done = self.gather('done', anchors)[:, None]
         return {'obs': obs, 'obs_next': obs_next, 'acts': self.gather('acts', anchors),
-                'rews': self.gather('rews', anchors)[:, None],
-                'done': done if self.device_ring is not None else done.astype(np.float32)}
+                'rews': self.gather('rews', anchors)[:, None], 'done': self.gather('done', anchors)[:, None]}
 
     def episode(self, index):
         """Copies of one held episode's (frames, acts, rews, done), the arguments of `add_frames`."""
