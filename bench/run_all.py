@@ -6,9 +6,12 @@ peak memory is per process): update speed of every agent with 1 and 2 threads an
 SAC and RRD-SAC again with MKL's Intel code path on non-Intel CPUs (tools/mkl_intel_path.py);
 end-to-end RRD-SAC on HalfCheetah, one update per env step; Atari DQN and RRD-DQN learner env
 steps/s (atari_bench.py); sampling latency at 1M stored transitions (buffer_bench.py); peak RSS of
-a 1M-transition MuJoCo run and of an Atari run. About 15 minutes on 2 cores.
+a 1M-transition MuJoCo run and of an Atari run. About 15 minutes on 2 cores. The GPU column and
+section come from gpu_bench.py: run here where torch sees CUDA, or read from its --json output taken
+on a GPU machine (--gpu_json; the figures keep that machine's name and date).
 
-    python bench/run_all.py [--quick] [--output bench/RESULTS.md]   (--render: rewrite it from RESULTS.json)
+    python bench/run_all.py [--quick] [--gpu_json gpu.json] [--output bench/RESULTS.md]
+    (--render: rewrite it from RESULTS.json)
 """
 import argparse
 import datetime
@@ -138,16 +141,17 @@ def machine():
     from utils.tf_utils import tf
     return (f'{model.group(1).strip() if model else platform.processor()}, {os.cpu_count()} cores '
             f'({", ".join(isa)}); Python {platform.python_version()}, torch {torch.__version__}, '
-            f'tensorflow {tf.__version__}; GPU: not lent to this task (no CUDA figures were measured)')
+            f'tensorflow {tf.__version__}')
 
 
 def ratio(a, b):
     return f'{a / b:.2f}' if b else 'n/a'
 
 
-def speed_table(speeds):
+def speed_table(speeds, gpu):
     lines = ['| agent | threads | TF updates/s | torch updates/s | torch/TF | torch/TF per CPU second | '
-             'MFLOP/update | FLOP bound, updates per CPU second | TF of bound | torch of bound | GPU |',
+             'MFLOP/update | FLOP bound, updates per CPU second | TF of bound | torch of bound | '
+             'torch on the GPU, updates/s |',
              '|---|---|---|---|---|---|---|---|---|---|---|']
     for result in speeds:
         for alg, r in result['algs'].items():
@@ -155,7 +159,7 @@ def speed_table(speeds):
             lines.append(f'| {alg} | {result["threads"]} | {r["tf"]:.1f} | {r["torch"]:.1f} | '
                          f'**{ratio(r["torch"], r["tf"])}** | {ratio(r["torch_cpu"], r["tf_cpu"])} | '
                          f'{r["flops"] / 1e6:.0f} | {bound:.0f} | {r["tf_cpu"] / bound:.0%} | '
-                         f'{r["torch_cpu"] / bound:.0%} | not lent |')
+                         f'{r["torch_cpu"] / bound:.0%} | {gpu_cell(gpu, alg)} |')
     return lines
 
 
@@ -195,6 +199,64 @@ def lever_table(levers):
     return lines
 
 
+def gpu_cell(gpu, alg):
+    """The GPU column: torch's eager updates/s on the GPU, where gpu_bench measured this agent."""
+    result = gpu.get('algs', {}).get(alg)
+    if result:
+        return f'{result["updates_per_s"]["eager (as shipped)"]:.1f}'
+    return 'not measured' if 'algs' in gpu else 'no GPU'
+
+
+def read_gpu_json(path):
+    """gpu_bench.py's --json output from a GPU machine; ValueError naming the problem otherwise."""
+    try:
+        with open(path) as file:
+            gpu = json.load(file)
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f'--gpu_json {path}: cannot read it ({error})') from None
+    if not isinstance(gpu, dict) or not isinstance(gpu.get('algs'), dict) or 'device' not in gpu:
+        raise ValueError(f'--gpu_json {path}: not the --json output of bench/gpu_bench.py')
+    if gpu['device'].startswith('CPU'):
+        raise ValueError(f'--gpu_json {path}: measured on the CPU device, not a GPU')
+    return gpu
+
+
+def gpu_figures(quick):
+    """gpu_bench.py with the CUDA tests, where torch sees CUDA; else why not."""
+    import torch
+    if not torch.cuda.is_available():
+        return {'skipped': 'no GPU on the machine that ran the suite, and no --gpu_json given'}
+    return json_run([os.path.join(BENCH, 'gpu_bench.py'), '--tests', '--updates', '50' if quick else '300',
+                     '--repeats', '1' if quick else '3', '--buffer_size', '100000' if quick else '1000000'])
+
+
+def gpu_section(gpu):
+    if 'algs' not in gpu:
+        return [f'**No CUDA figure was measured** ({gpu.get("skipped", "not part of this run")}): fused Adam '
+                'on CUDA, `--compile` with CUDA graphs and `--buffer_on_device` are tested on the CPU (the last on '
+                'torch\'s CPU device: the numpy buffer\'s batches exactly, the same training run row for row), '
+                'but their speed on a GPU, and the port on CUDA against the port on the CPU, are unverified. On a '
+                'GPU machine, `python bench/gpu_bench.py --tests --json gpu.json` runs the CUDA checks '
+                '(`pytest --torch-device cuda`) and measures; `python bench/run_all.py --render --gpu_json '
+                'gpu.json` then adds its figures to this report.']
+    tests = gpu.get('tests')
+    lines = [f'{gpu["device"]}, torch {gpu.get("torch", "?")}, measured {gpu.get("date", "?")} '
+             '(`python bench/gpu_bench.py --tests`); every ratio compares variants that took turns in that run.', '']
+    if tests:
+        lines += [f'CUDA checks (`{tests["command"]}`): {tests["summary"]}'
+                  f'{"" if tests["passed"] else " (FAILED)"}.', '']
+    lines += ['| agent | variant | updates/s | vs eager | first update, s |', '|---|---|---|---|---|']
+    for alg, result in gpu['algs'].items():
+        speeds, eager = result['updates_per_s'], result['updates_per_s']['eager (as shipped)']
+        lines += [f'| {alg} | {variant} | {rate:.1f} | x{ratio(rate, eager)} | '
+                  f'{result["first_update_s"][variant]:.1f} |' for variant, rate in speeds.items()]
+    lines += ['', '| agent | sample + update per s, numpy batches | with --buffer_on_device | ratio |',
+              '|---|---|---|---|']
+    lines += [f'| {alg} | {r["learner_loop"]["host"]:.1f} | {r["learner_loop"]["device"]:.1f} | '
+              f'x{ratio(r["learner_loop"]["device"], r["learner_loop"]["host"])} |' for alg, r in gpu['algs'].items()]
+    return lines
+
+
 def measure_all(quick):
     """Every measurement of the suite, as one JSON-able dict."""
     started, load_start, clock = datetime.datetime.now(), os.getloadavg()[0], time.perf_counter()
@@ -206,6 +268,7 @@ def measure_all(quick):
     levers = json_run([os.path.join(BENCH, 'levers.py'), '--algs', 'sac', 'rrd-sac', '--updates', updates,
                        '--repeats', repeats, '--threads', '1'])
     mkl = mkl_intel_path_speeds(updates, repeats)
+    gpu = gpu_figures(quick)
     levers_2 = json_run([os.path.join(BENCH, 'levers.py'), '--algs', 'sac', 'rrd-sac', '--updates', updates,
                          '--repeats', repeats, '--threads', '2', '--variants', 'default (as shipped)',
                          'default, losses on one thread'])
@@ -227,7 +290,7 @@ def measure_all(quick):
     print('memory', memory, flush=True)
     return {'quick': quick, 'started': f'{started:%Y-%m-%d %H:%M}', 'minutes': (time.perf_counter() - clock) / 60,
             'load': [load_start, os.getloadavg()[0]], 'machine': machine(), 'speeds': speeds, 'levers': levers,
-            'levers_2': levers_2, 'mkl': mkl,
+            'levers_2': levers_2, 'mkl': mkl, 'gpu': gpu,
             'e2e': e2e, 'atari': atari, 'sampling_ms': sampling,
             'sampling_device_ms': sampling_device, 'memory': memory}
 
@@ -400,13 +463,6 @@ graph runtime or fused C++ kernels remove (`torch.compile` on this CPU: 1.48 ms 
 slower than eager). The layout of the operands matters only at the thin ends (the first-layer
 weight gradients, above under measured and not shipped).
 
-**GPU: no GPU was lent to this task, so no CUDA figure was measured**: fused Adam on CUDA and
-`--compile` with CUDA graphs are written to be correct by construction and their CPU paths are
-tested, but their speed, and the parity suite on CUDA, are unverified. So is `--buffer_on_device`
-(a copy of the replay ring on the torch device, batches gathered there from indices computed on
-the host): tested on the CPU device (the numpy buffer's batches exactly, and the same training
-run row for row), untimed on a GPU.
-
 Run to run, on this shared virtual machine, a torch/TF ratio moves by up to about +-0.08 (SAC with
 one thread read 0.84, 0.71 and 0.77 on three quiet runs of this suite on the same default path, and
 0.72 on the next, whose TF figures moved by -6% to +31% against the run before), and a lever's
@@ -429,7 +485,7 @@ def render(results):
         'machine is loaded.', '',
         '## Targets (issue 10)', '', *targets(results), '',
         '## Update speed (same batches for both backends; learner-shaped updates incl. target update)', '',
-        *speed_table(speeds), '',
+        *speed_table(speeds, results.get('gpu', {})), '',
         'FLOP bound: matmul + convolution FLOPs of one update (counted by torch, forward and backward) '
         f'at this machine\'s fp32 GEMM rate per core, measured in the same run ({speeds[0]["gemm_gflops"]:.0f} '
         'GFLOP/s per CPU second, 1024^3 products); "of bound" is the share of it each backend reaches per CPU '
@@ -462,7 +518,7 @@ def render(results):
         '| run (synthetic episodes, then 50 updates; one subprocess each) | TF peak RSS MiB | torch peak RSS MiB | '
         'torch/TF |', '|---|---|---|---|',
         *[f'| {label} | {r["tf"]:.0f} | {r["torch"]:.0f} | {ratio(r["torch"], r["tf"])} |' for label, r in memory.items()],
-        '', NOTES])
+        '', NOTES, '## GPU', '', *gpu_section(results.get('gpu', {})), ''])
 
 
 def main():
@@ -470,8 +526,14 @@ def main():
     parser.add_argument('--quick', action='store_true', help='few updates everywhere: checks the suite runs')
     parser.add_argument('--output', default=os.path.join(BENCH, 'RESULTS.md'))
     parser.add_argument('--render', action='store_true', help='only rewrite the report from its .json twin')
+    parser.add_argument('--gpu_json', help="gpu_bench.py's --json output from a GPU machine, for the GPU column and "
+                                           'section (where torch sees CUDA, the suite runs gpu_bench.py itself)')
     parser.add_argument('--section', nargs=2, metavar=('NAME', 'ARG'), help=argparse.SUPPRESS)
     options = parser.parse_args()
+    try:
+        gpu = read_gpu_json(options.gpu_json) if options.gpu_json else None
+    except ValueError as error:
+        parser.error(str(error))
     if options.section:  # a subprocess of this script: one measurement, printed as JSON
         name, arg = options.section
         if name == 'e2e':
@@ -488,6 +550,9 @@ def main():
             results = json.load(file)
     else:
         results = measure_all(options.quick)
+    if gpu is not None:
+        results['gpu'] = gpu
+    if gpu is not None or not options.render:
         with open(raw_path, 'w') as file:
             json.dump(results, file, indent=1)
     with open(options.output, 'w') as file:

@@ -4,6 +4,7 @@ Losses are recomputed in numpy (float64) from the formulas of docs/algorithms.md
 the torch modules; updates are checked against a hand-rolled Adam, and the simultaneous-step
 semantics against a manual autograd computation on copies of the agent.
 """
+import argparse
 import copy
 import importlib.util
 import os
@@ -762,6 +763,19 @@ def test_checkpoint_errors(tmp_path):
         sac.load_model(wide_path)
     assert 'alg:' not in str(err.value)
 
+
+
+def test_cuda_runs_in_full_float32(monkeypatch):
+    """On a GPU the port computes in float32 as the TF reference does: cuDNN's TF32 default off."""
+    from algorithm.basis_alg.base_torch import resolve_device
+    for backend in (torch.backends.cudnn.conv, torch.backends.cuda.matmul):
+        monkeypatch.setattr(backend, 'fp32_precision', 'tf32')  # restored after the test
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    assert resolve_device(argparse.Namespace(cuda=None)) == torch.device('cuda')
+    assert torch.backends.cudnn.conv.fp32_precision == torch.backends.cuda.matmul.fp32_precision == 'ieee'
+    monkeypatch.setattr(torch.backends.cudnn.conv, 'fp32_precision', 'tf32')
+    assert resolve_device(argparse.Namespace(cuda=False)) == torch.device('cpu')
+    assert torch.backends.cudnn.conv.fp32_precision == 'tf32'  # a CPU run leaves CUDA's settings alone
 
 # ---- backend selection ----------------------------------------------------------------------------------
 def hide(monkeypatch, *modules):

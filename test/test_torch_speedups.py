@@ -4,7 +4,9 @@ The default update takes one backward pass over all losses (critics read by a po
 detached weights, with gradients for the actions only) and steps every Adam optimiser with fused
 kernels; it must give what the plain form gives: one autograd.grad per optimiser over the plain
 critics, then each AdamTF.step. The opt-in --amp and --compile are checked against the eager
-path, and --compile must not recompile once warm.
+path, and --compile must not recompile once warm. The checks of numbers take the `torch_device`
+fixture: with `pytest --torch-device cuda` they run on a GPU, where the fused Adam kernel is
+CUDA's and --compile records CUDA graphs.
 """
 import copy
 import functools
@@ -28,10 +30,10 @@ CONFIGS = {
 }
 
 
-def make_agent(name, *flags, seed=0):
+def make_agent(name, *flags, seed=0, device='cpu'):
     argv = CONFIGS[name]
     obs_dims, acts_dims = (DISCRETE if '--basis_alg' in argv and 'dqn' in argv else CONTINUOUS)[1:]
-    args = get_args(argv + ['--use_pytorch', 'True', '--cuda', 'False', *flags])
+    args = get_args(argv + ['--use_pytorch', 'True', '--cuda', str(device == 'cuda'), *flags])
     args.obs_dims, args.acts_dims = list(obs_dims), list(acts_dims)
     torch.manual_seed(seed)
     return create_agent(args)
@@ -109,8 +111,8 @@ def learner_updates(agent, count, seed=0, fed_noise=True):
 
 
 @pytest.mark.parametrize('name', list(CONFIGS))
-def test_default_update_equals_plain_form(name):
-    agent = make_agent(name)
+def test_default_update_equals_plain_form(name, torch_device):
+    agent = make_agent(name, device=torch_device)
     plain = plain_form(copy.deepcopy(agent))
     fast_info, plain_info = learner_updates(agent, 4), learner_updates(plain, 4)
     for fast, slow in zip(fast_info, plain_info):
@@ -132,8 +134,9 @@ def test_policy_loss_leaves_critics_without_gradients():
     assert all(param.grad is not None for param in agent.pi.parameters())
 
 
-def test_step_optimizers_equals_adamtf_step():
-    params = [torch.nn.Parameter(torch.randn(5, 3)), torch.nn.Parameter(torch.randn(3))]
+def test_step_optimizers_equals_adamtf_step(torch_device):
+    params = [torch.nn.Parameter(torch.randn(5, 3, device=torch_device)),
+              torch.nn.Parameter(torch.randn(3, device=torch_device))]
     twins = [torch.nn.Parameter(p.detach().clone()) for p in params]
     fast, slow = AdamTF(params, lr=1e-2, eps=1.5e-4, fused=True), AdamTF(twins, lr=1e-2, eps=1.5e-4, foreach=True)
     for step in range(5):
@@ -232,9 +235,9 @@ def test_negative_threads_is_refused(capsys):
     assert '--threads' in capsys.readouterr().err
 
 
-def test_amp_stays_close_to_eager():
+def test_amp_stays_close_to_eager(torch_device):
     """bfloat16 matmuls keep ~3 significant digits: losses agree to a few percent after updates."""
-    eager = make_agent('rrd-sac')
+    eager = make_agent('rrd-sac', device=torch_device)
     amp = copy.deepcopy(eager)
     amp.args = copy.copy(eager.args)
     amp.args.amp = True
@@ -252,12 +255,12 @@ def compiled_copy(agent):
     return compiled
 
 
-def check_compiled(name, warmup=2, updates=3):
+def check_compiled(name, device, warmup=2, updates=3):
     """Compiled losses match eager ones, and a warm compiled agent never recompiles (the Adam step
     counts and epsilons change every update, outside the compiled graph)."""
     import torch._dynamo
     torch._dynamo.reset()
-    eager = make_agent(name)
+    eager = make_agent(name, device=device)
     compiled = compiled_copy(eager)
     def close_to(infos):  # per update: pytest.approx takes a dict of numbers, not a list of them
         return [pytest.approx(info, rel=1e-4, abs=1e-5) for info in infos]
@@ -269,16 +272,23 @@ def check_compiled(name, warmup=2, updates=3):
 
 
 @pytest.mark.parametrize('name', ['sac', 'rrd-td3-bc'])
-def test_compile_matches_eager_without_recompiling(name, monkeypatch):
-    """Traced by dynamo as with --compile, lowered by the quick aot_eager backend (inductor's code
-    generation takes minutes here; see the slow test below)."""
-    monkeypatch.setattr(torch, 'compile', functools.partial(torch.compile, backend='aot_eager'))
-    check_compiled(name)
+def test_compile_matches_eager_without_recompiling(name, torch_device, monkeypatch):
+    """Traced by dynamo as with --compile, lowered by a quick backend (inductor's code generation
+    takes minutes here; see the slow test below): aot_eager, or on CUDA the CUDA-graph recording
+    that --compile's mode adds there."""
+    backend = 'cudagraphs' if torch_device == 'cuda' else 'aot_eager'
+    monkeypatch.setattr(torch, 'compile', functools.partial(quick_compile, torch.compile, backend))
+    check_compiled(name, torch_device)
+
+
+def quick_compile(compile, backend, model, dynamic=None, mode=None):
+    """torch.compile with `backend` in place of inductor (whose `mode` the other backends lack)."""
+    return compile(model, dynamic=dynamic, backend=backend)
 
 
 @pytest.mark.slow
-def test_compile_with_inductor_matches_eager():
-    check_compiled('rrd-sac')
+def test_compile_with_inductor_matches_eager(torch_device):
+    check_compiled('rrd-sac', torch_device)
 
 
 def test_frames_reach_the_convolutions_channels_last():

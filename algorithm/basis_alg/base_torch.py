@@ -25,7 +25,18 @@ def resolve_device(args):
         cuda = torch.cuda.is_available()
     elif cuda and not torch.cuda.is_available():
         raise ValueError('--cuda=True was given but torch sees no CUDA device; run with --cuda=False')
+    if cuda:
+        full_fp32_on_cuda()
     return torch.device('cuda' if cuda else 'cpu')
+
+
+def full_fp32_on_cuda():
+    """Full float32 products on CUDA, as the TF reference computes: torch's default runs cuDNN
+    convolutions in TF32 on Ampere and later GPUs (inputs rounded to 10 mantissa bits, ~5e-4
+    relative), which the parity tolerances of 1e-5 do not allow. Reduced precision stays the
+    opt-in --amp."""
+    torch.backends.cudnn.conv.fp32_precision = 'ieee'
+    torch.backends.cuda.matmul.fp32_precision = 'ieee'
 
 
 def make_adam(params, lr, device, eps=1e-8):
@@ -165,7 +176,9 @@ class BaseAgent:
     def accelerate(self, losses):
         """`losses` under the opt-in --amp (bfloat16 autocast) and --compile (torch.compile; with
         CUDA graphs on CUDA). Only the losses are compiled: backward runs through the compiled
-        graph, and the Adam step stays eager, so its changing step sizes never recompile."""
+        graph, and the Adam step stays eager, so its changing step sizes never recompile. With
+        CUDA graphs, one update is one graph step (`update` marks it), not one loss function: an
+        update's losses all run before its one backward pass reads their saved tensors."""
         args, device_type = self.args, self.device.type
         accelerated = losses
         if getattr(args, 'amp', False):
@@ -173,15 +186,11 @@ class BaseAgent:
                 with torch.autocast(device_type, dtype=torch.bfloat16):
                     return losses(batch)
         if getattr(args, 'compile', False):
-            compiled = torch.compile(accelerated, dynamic=False,
-                                     mode='reduce-overhead' if device_type == 'cuda' else None)
-            if device_type != 'cuda':
-                return compiled
-
-            def accelerated(batch):
-                torch.compiler.cudagraph_mark_step_begin()  # the last step's outputs have been read
-                return compiled(batch)
+            return torch.compile(accelerated, dynamic=False, mode='reduce-overhead' if device_type == 'cuda' else None)
         return accelerated
+
+    def uses_cuda_graphs(self):
+        return self.device.type == 'cuda' and getattr(self.args, 'compile', False)
 
     def draw_noise(self, names, batch):
         """The noise `names` draw (`loss_noise`), drawn now and in their order, as batch keys."""
@@ -192,6 +201,8 @@ class BaseAgent:
     def update(self, kind, batch):
         """One update: serial, or with the last branch on the second thread (same arithmetic,
         same gradients: the branches touch disjoint parameters), then every optimiser step."""
+        if self.uses_cuda_graphs():  # one update is one CUDA-graph step: the last update's outputs have been read
+            torch.compiler.cudagraph_mark_step_begin()
         batch = self.to_tensors(batch)
         branches = self.loss_branches(kind)
         names = [name for branch in branches for name in branch]  # the serial order
