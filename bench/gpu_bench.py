@@ -41,6 +41,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from algorithm import create_agent  # noqa: E402
 from algorithm.replay_buffer import create_buffer  # noqa: E402
+from bench import levers  # noqa: E402
 from bench.agent_speed import make_args, make_batches  # noqa: E402
 from bench.buffer_bench import fill  # noqa: E402
 
@@ -58,11 +59,8 @@ def cuda_tests():
 
 
 def foreach_adam(agent):
-    for name in agent.checkpoint_names:
-        optimizer = getattr(agent, name)
-        if isinstance(optimizer, torch.optim.Optimizer):
-            for group in optimizer.param_groups:
-                group.update(fused=False, foreach=True)
+    """Each optimiser's own AdamTF.step, with torch's foreach Adam in place of the fused kernel."""
+    levers.foreach_adam(agent)
 
     def apply_updates(updates):
         agent.gradients(updates)
