@@ -766,16 +766,16 @@ def test_checkpoint_errors(tmp_path):
 
 
 def test_cuda_runs_in_full_float32(monkeypatch):
-    """On a GPU the port computes in float32 as the TF reference does: cuDNN's TF32 default off."""
+    """On a GPU the port computes in float32 as the TF reference does: cuDNN's TF32 default off
+    (matmuls are float32 by torch's default)."""
     from algorithm.basis_alg.base_torch import resolve_device
-    for backend in (torch.backends.cudnn.conv, torch.backends.cuda.matmul):
-        monkeypatch.setattr(backend, 'fp32_precision', 'tf32')  # restored after the test
+    monkeypatch.setattr(torch.backends.cudnn, 'allow_tf32', True)  # torch's default; restored after the test
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
     assert resolve_device(argparse.Namespace(cuda=None)) == torch.device('cuda')
-    assert torch.backends.cudnn.conv.fp32_precision == torch.backends.cuda.matmul.fp32_precision == 'ieee'
-    monkeypatch.setattr(torch.backends.cudnn.conv, 'fp32_precision', 'tf32')
+    assert torch.backends.cudnn.allow_tf32 is False and torch.backends.cuda.matmul.allow_tf32 is False
+    torch.backends.cudnn.allow_tf32 = True
     assert resolve_device(argparse.Namespace(cuda=False)) == torch.device('cpu')
-    assert torch.backends.cudnn.conv.fp32_precision == 'tf32'  # a CPU run leaves CUDA's settings alone
+    assert torch.backends.cudnn.allow_tf32 is True  # a CPU run leaves CUDA's settings alone
 
 # ---- backend selection ----------------------------------------------------------------------------------
 def hide(monkeypatch, *modules):
