@@ -287,6 +287,7 @@ def quick_compile(compile, backend, model, dynamic=None, mode=None):
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings('ignore:`torch.jit.script_method` is deprecated')  # inductor's own imports
 def test_compile_with_inductor_matches_eager(torch_device):
     check_compiled('rrd-sac', torch_device)
 
