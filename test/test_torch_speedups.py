@@ -286,6 +286,21 @@ def quick_compile(compile, backend, model, dynamic=None, mode=None):
     return compile(model, dynamic=dynamic, backend=backend)
 
 
+def test_one_cuda_graph_step_per_update(monkeypatch):
+    """With CUDA graphs an update is one graph step, however many loss functions it runs (SAC: the
+    policy's and the critic's, then one backward pass over both); TD3's critic and policy updates
+    are one step each. Counted on the CPU, where only the marking is checked."""
+    marks = []
+    monkeypatch.setattr(torch.compiler, 'cudagraph_mark_step_begin', lambda: marks.append(1))
+    for name, updates, steps in (('sac', 3, 3), ('td3', 4, 6)):  # TD3: train_q each update, train_pi every 2nd
+        agent = make_agent(name)
+        assert not agent.uses_cuda_graphs()
+        agent.uses_cuda_graphs = lambda: True
+        marks.clear()
+        learner_updates(agent, updates)
+        assert len(marks) == steps, name
+
+
 @pytest.mark.slow
 @pytest.mark.filterwarnings('ignore:`torch.jit.script_method` is deprecated')  # inductor's own imports
 def test_compile_with_inductor_matches_eager(torch_device):
