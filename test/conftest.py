@@ -5,8 +5,9 @@ other core (a SAC step went from ~4 ms to ~400 ms), so every test and the traini
 subprocesses it starts use one thread. Set before any test module imports torch.
 
 `--torch-device cuda` (on a machine with a GPU) runs the torch agents of the parity suite, the
-speed-up checks and the device-buffer tests on CUDA: the parity suite then compares the CUDA
-port with the TF reference on the CPU. The default, and all CI runs, are on the CPU.
+speed-up checks and the device-buffer tests on CUDA, so the parity suite compares the CUDA port
+with the TF reference on the CPU, and enables test_cuda_parity.py (the CUDA port against the CPU
+port, without TF). The default, and every CI run, is the CPU.
 """
 import os
 
