@@ -417,7 +417,19 @@ Measured and not shipped (rows above, and `python bench/twin_critics.py`):
   untouched, measured x0.94-1.04 in repeated A/Bs. Not shipped: every loss would exist twice, as
   the readable loss and as its derivative, and a researcher who edits a loss would have to edit
   the derivative too (or, if the path checked itself against autograd at start-up, be stopped by it).
-- In-place ReLU x0.995; `--compile` with inductor's C++ wrapper x0.86 (plain x0.85-0.96).
+- In-place ReLU x0.995 (x0.99 / x1.03 on SAC / RRD-SAC in a later A/B); `--compile` with
+  inductor's C++ wrapper x0.86 (plain x0.85-0.96); dynamo with its graph-only backends, which
+  replay autograd's traced forward and backward without inductor's kernels: aot_eager x0.89,
+  eager x0.91 on SAC.
+- **oneDNN for fp32 products** (`torch.backends.mkldnn.matmul.fp32_precision = 'bf16'` sends
+  them to oneDNN on a CPU with bf16 instructions; without AMX, as here, oneDNN still computes
+  them in fp32: 2-4e-5 off float64 on 256-wide products, as MKL): faster where MKL's AMD path is
+  slow (critic first layer, input gradient 79 -> 54 us, weight gradient 90 -> 68 us; 256^3 332 ->
+  312 us), slower on the biased forward product (36 -> 58 us) and on one-column ones (7 -> 28 us):
+  SAC x0.89, RRD-SAC x0.95. It would also compute in bf16 on CPUs with AMX.
+- **Allocator page faults**: glibc returns freed [256, 256] activations to the system and faults
+  them back in, 140-200 minor page faults per SAC update; with `mallopt` keeping them (0 faults)
+  the update time moved within noise (SAC and image DQN, three A/B pairs each).
 - **Rebalanced SAC branches** (2 threads): alone on one thread SAC's policy branch takes 4.86 ms
   and its critic branch 5.65 ms, which bounds a two-branch update at ~168 updates/s; the default
   makes 158-162, within ~5% of it. Handing the critic branch pi(obs_next) from a policy pass over
