@@ -427,9 +427,9 @@ Measured and not shipped (rows above, and `python bench/twin_critics.py`):
   slow (critic first layer, input gradient 79 -> 54 us, weight gradient 90 -> 68 us; 256^3 332 ->
   312 us), slower on the biased forward product (36 -> 58 us) and on one-column ones (7 -> 28 us):
   SAC x0.89, RRD-SAC x0.95. It would also compute in bf16 on CPUs with AMX.
-- **Allocator page faults**: glibc returns freed [256, 256] activations to the system and faults
-  them back in, 140-200 minor page faults per SAC update; with `mallopt` keeping them (0 faults)
-  the update time moved within noise (SAC and image DQN, three A/B pairs each).
+- **Allocator page faults**: 140-200 minor page faults per SAC update (glibc hands freed memory
+  back to the system and the next update faults it in again); with `mallopt` thresholds that keep
+  it (0 faults) the update time moved within noise (SAC and image DQN, A/B pairs of processes).
 - **Rebalanced SAC branches** (2 threads): alone on one thread SAC's policy branch takes 4.86 ms
   and its critic branch 5.65 ms, which bounds a two-branch update at ~168 updates/s; the default
   makes 158-162, within ~5% of it. Handing the critic branch pi(obs_next) from a policy pass over
