@@ -165,9 +165,15 @@ def main(argv=None):
         parser.error('--tests runs the CUDA checks: it needs --device cuda')
     name = torch.cuda.get_device_name() if options.device == 'cuda' else 'CPU (torch threads: 1)'
     results = {'device': name, 'torch': torch.__version__, 'date': time.strftime('%Y-%m-%d %H:%M'), 'algs': {}}
+
+    def save():  # after every part, so a run cut short by a time limit keeps what it measured
+        if options.json:
+            with open(options.json, 'w') as file:
+                json.dump(results, file)
     if options.tests:
         results['tests'] = cuda_tests()
         print(f'{results["tests"]["command"]}: {results["tests"]["summary"]}', flush=True)
+        save()
     print(f'torch {torch.__version__} on {name}; {options.updates} timed updates, best of {options.repeats}')
     for alg in options.algs:
         speeds, first = variant_speeds(alg, options.device, options.updates, options.warmup, options.repeats)
@@ -179,10 +185,8 @@ def main(argv=None):
             print(f'  {variant:>30}: {rate:8.1f} updates/s   x{rate / eager:.2f} vs eager   '
                   f'(first update {first[variant]:.1f} s)')
         print(f'  sample + update at {options.buffer_size:,} transitions: numpy batches {loop["host"]:.1f}/s, '
-              f'--buffer_on_device {loop["device"]:.1f}/s (x{loop["device"] / loop["host"]:.2f})')
-    if options.json:
-        with open(options.json, 'w') as file:
-            json.dump(results, file)
+              f'--buffer_on_device {loop["device"]:.1f}/s (x{loop["device"] / loop["host"]:.2f})', flush=True)
+        save()
 
 
 if __name__ == '__main__':
