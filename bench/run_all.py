@@ -324,7 +324,25 @@ def targets(results):
         if r.get('tf'):
             lines.append(f'| Atari {"RRD-DQN" if alg == "rrd" else "DQN"} learner env steps/s torch/TF | '
                          f'{verdict(r.get("torch", 0) / r["tf"], 0.9)} | |')
-    return lines
+    return lines + gpu_targets(results.get('gpu', {}))
+
+
+def gpu_targets(gpu):
+    """The GPU rows: the CUDA checks, and RRD-SAC eager vs --compile with and without CUDA graphs."""
+    if 'algs' not in gpu:
+        return ['| GPU: CUDA checks pass; RRD-SAC eager vs --compile vs --compile + CUDA graphs | not measured '
+                '(no GPU; see the GPU section) | |']
+    tests = gpu.get('tests')
+    rows = [f'| GPU: CUDA checks (`pytest --torch-device cuda`) | '
+            f'{(("passed: " if tests["passed"] else "FAILED: ") + tests["summary"]) if tests else "not run"} | |']
+    speeds = gpu['algs'].get('rrd-sac', {}).get('updates_per_s')
+    if speeds:
+        names = ('eager (as shipped)', '--compile without CUDA graphs', '--compile (CUDA graphs)')
+        figures = ' / '.join(f'{speeds[name]:.0f}' if name in speeds else 'n/a' for name in names)
+        if names[2] in speeds:
+            figures += f' (x{ratio(speeds[names[2]], speeds[names[0]])} with CUDA graphs)'
+        rows.append(f'| GPU: RRD-SAC updates/s, eager / --compile / --compile + CUDA graphs | {figures} | |')
+    return rows
 
 
 NOTES = """## How the PyTorch update was made faster, and what is left
