@@ -5,9 +5,9 @@ and MKL picks its code path by CPU vendor: on AMD processors it runs slower kern
 instruction sets the CPU reports allow. Measured on a 2-core AMD EPYC with AVX-512 (one thread):
 a [256, 256] x [256, 6] product 79 vs 27 us, the critics' first-layer weight gradient 90 vs 41 us,
 a 256^3 product 332 vs 311 us; SAC and RRD-SAC updates 3-25% faster across runs (bench/RESULTS.md,
-a noisy shared machine). MKL asks
-one exported function, `mkl_serv_intel_cpu_true`, whether the CPU is Intel's; a one-line shared
-library that answers yes, preloaded, makes it dispatch by the CPU's instruction sets alone.
+a noisy shared machine). MKL asks one exported function, `mkl_serv_intel_cpu_true`, whether the
+CPU is Intel's; a one-line shared library that answers yes, preloaded, makes it dispatch by the
+CPU's instruction sets alone.
 
     python tools/mkl_intel_path.py [--output DIR]   # builds DIR/libmkl_intel_path.so (default: build/)
     LD_PRELOAD=$PWD/build/libmkl_intel_path.so python train.py ...
@@ -48,7 +48,7 @@ def build(output_dir):
         raise RuntimeError('no C compiler found (cc or gcc); install one (e.g. apt install gcc) or set CC')
     os.makedirs(output_dir, exist_ok=True)
     path = os.path.join(output_dir, LIBRARY)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=output_dir) as tmp:  # beside the target: os.replace stays on one filesystem
         source = os.path.join(tmp, 'mkl_intel_path.c')
         with open(source, 'w') as file:
             file.write(SOURCE)
