@@ -9,7 +9,7 @@ Atari one), and the batch arrives as device tensors that the agent takes without
 import numpy as np
 import torch
 
-from algorithm.replay_buffer.storage import RING_FIELDS
+from algorithm.replay_buffer.storage import RING_FIELDS, write_wrapped
 
 
 class DeviceRing:
@@ -37,9 +37,7 @@ class DeviceRing:
 
     def put(self, name, start, head, values):
         """Write `values` from slot `start`, wrapping after `head` of them, as the numpy ring."""
-        values, ring = self.to_device(values), self.rings[name]
-        ring[start:start + head] = values[:head]
-        ring[:len(values) - head] = values[head:]
+        write_wrapped(self.rings[name], start, head, self.to_device(values))
 
     def gather(self, name, slots):
         """Rows `slots` (any shape) of ring `name`: one index_select, which copies whole rows

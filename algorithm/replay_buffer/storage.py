@@ -14,6 +14,13 @@ import numpy as np
 RING_FIELDS = ('frames', 'acts', 'rews', 'done')
 
 
+def write_wrapped(ring, start, head, values):
+    """Write `values` into `ring` from slot `start`: the first `head` of them up to the ring's end,
+    the rest from slot 0 (numpy arrays and torch tensors alike)."""
+    ring[start:start + head] = values[:head]
+    ring[:len(values) - head] = values[head:]
+
+
 def mem_available():
     """MemAvailable from /proc/meminfo in bytes, or None where that file does not exist."""
     try:
@@ -137,9 +144,7 @@ class EpisodeStorage:
         the device ring)."""
         for name, values in fields.items():
             head = min(len(values), self.slots - start)
-            ring = getattr(self, name)
-            ring[start:start + head] = values[:head]
-            ring[:len(values) - head] = values[head:]
+            write_wrapped(getattr(self, name), start, head, values)
             if self.device_ring is not None:
                 self.device_ring.put(name, start, head, values)
 
