@@ -79,10 +79,19 @@ def _int(text):
 
 
 def _plain_name(text):
-    """A tag names files inside --logdir, so it must not be (or contain) a path."""
+    """A run name names files inside --logdir, so it must not be (or contain) a path."""
     if text in ('.', '..') or not re.fullmatch(r'[A-Za-z0-9._+=-]*', text):
         raise argparse.ArgumentTypeError(f'{text!r} is not a plain name; use letters, digits and . _ + = - '
                                          '(it names files inside --logdir)')
+    return text
+
+
+def _tag(text):
+    """A tag names one folder, <logdir>/rews/<tag>/, as in the original release, where tags such as
+    'RRD Ant-v2' were common: any text but a path (the run name gets it with '_' for the rest)."""
+    if text in ('.', '..') or re.search(r'[/\\\x00-\x1f\x7f]', text):
+        raise argparse.ArgumentTypeError(f'{text!r} is not a folder name; a tag names a folder inside '
+                                         '--logdir: no / or \\, no control characters, not . or ..')
     return text
 
 
@@ -134,7 +143,7 @@ def _build_parser(env, category, discrete, alg, basis_alg, optimizer):
                  'algorithm: e.g. `--env Pong --help` lists the Atari and DQN flags.')
 
     group = parser.add_argument_group('common')
-    group.add_argument('--tag', type=_plain_name, default='', help='run tag, used in log names')
+    group.add_argument('--tag', type=_tag, default='', help='run tag, used in log names')
     group.add_argument('--env', type=str, default='Ant-v2', help='environment id')
     group.add_argument('--env_type', type=str, default='ep_rews', choices=('normal', 'ep_rews'),
                        help='dense rewards, or the episodic reward paid at the last step')

@@ -93,9 +93,10 @@ ROWS = {
                            no_cuda),
     'cuda with TensorFlow': (['--use_pytorch=False', '--cuda=True'], ['--cuda True needs the PyTorch backend']),
     # ---- names and folders -------------------------------------------------------------------------
-    'tag traversal': (['--tag=../../../x'], ['--tag', "'../../../x' is not a plain name", 'use letters, digits']),
-    'tag with a folder': (['--tag=a/b'], ['--tag', "'a/b' is not a plain name"]),
-    'tag of dots': (['--tag=..'], ['--tag', "'..' is not a plain name"]),
+    'tag traversal': (['--tag=../../../x'], ['--tag', "'../../../x' is not a folder name", 'no / or \\']),
+    'tag with a folder': (['--tag=a/b'], ['--tag', "'a/b' is not a folder name"]),
+    'tag of dots': (['--tag=..'], ['--tag', "'..' is not a folder name"]),
+    'tag with a newline': (['--tag=a\nb'], ['--tag', "'a\\nb' is not a folder name", 'no control characters']),
     'run name traversal': (['--run_name=../elsewhere'], ['--run_name', "'../elsewhere' is not a plain name"]),
     'logdir is a file': (['--logdir={tmp}/a_file'], ['--logdir {tmp}/a_file is a file', 'pass a folder']),
     'logdir below a file': (['--logdir={tmp}/a_file/log'], ['cannot be created: {tmp}/a_file is a file']),

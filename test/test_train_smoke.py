@@ -102,6 +102,24 @@ def test_smoke_run(tmp_path, case, backend):
     assert os.listdir(tmp_path) == ['log']  # nothing stray in the cwd (e.g. MUJOCO_LOG.TXT)
 
 
+def test_original_release_tags(tmp_path):
+    """The migration guide's command line parses unchanged, and a tag with a space (the original
+    release's habit) names the rews folder as given; the run name gets '_' in its place."""
+    from arguments import get_args
+    from tools.runs import read_run
+    args = get_args(['--tag=RRD Ant-v2', '--alg=rrd', '--basis_alg=sac', '--env=Ant-v2'])
+    assert (args.tag, args.alg, args.basis_alg, args.env) == ('RRD Ant-v2', 'rrd', 'sac', 'Ant-v2')
+
+    logdir = tmp_path / 'log'
+    run(logdir, *MUJOCO, '--alg=sac', '--tag=SAC Swimmer-v2', '--seed=4')
+    (name,) = os.listdir(logdir / 'models')
+    assert name.startswith('SAC_Swimmer-v2-Swimmer-v2-sac-torch-seed4-')
+    (npz,) = run_files(logdir)['npz']
+    assert npz == str(logdir / 'rews' / 'SAC Swimmer-v2' / name / 'Swimmer-v2.npz')
+    meta = read_run(npz).meta
+    assert (meta['tag'], meta['run'], meta['alg'], meta['seed']) == ('SAC Swimmer-v2', name, 'sac', 4)
+
+
 def without_time(header, rows):
     keep = [i for i, key in enumerate(header) if not key.startswith('time/')]
     return [[row[i] for i in keep] for row in rows]
