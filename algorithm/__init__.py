@@ -1,13 +1,17 @@
 """`create_agent(args)`: the one place that picks the backend and the agent class.
 
 Backend: `args.use_pytorch` when set, else the USE_PYTORCH environment variable (1 torch,
-0 TensorFlow), else TensorFlow when it is importable and torch otherwise. Each backend's
+0 TensorFlow; either may be any of true/false/yes/no/1/0, anything else is an error), else
+TensorFlow when it is importable and torch otherwise. Each backend's
 modules are imported only when chosen, so either framework alone is enough.
 """
 import importlib
 import importlib.util
 import logging
 import os
+from argparse import ArgumentTypeError
+
+from utils.os_utils import str2bool
 
 logger = logging.getLogger(__name__)
 
@@ -24,8 +28,14 @@ class BackendError(RuntimeError):
     """The requested backend is not installed."""
 
 
-def _flag(value):
-    return str(value).strip().lower() in ('1', 'true', 'yes')
+def _wants_pytorch(value, source):
+    """A boolean from `args.use_pytorch` or USE_PYTORCH (true/false/yes/no/1/0); anything else is an
+    error rather than a silent TensorFlow run (a script's `args.use_pytorch = 'False'` is a string)."""
+    try:
+        return str2bool(value)
+    except ArgumentTypeError:
+        raise ValueError(f'{source}={value!r} is not a boolean; set it to true/false/yes/no/1/0 '
+                         f'(or leave it unset to pick what is installed)') from None
 
 
 def _installed(backend):
@@ -35,8 +45,10 @@ def _installed(backend):
 def select_backend(args):
     """'torch' or 'tf', following args.use_pytorch, then USE_PYTORCH, then what is installed."""
     use_pytorch = getattr(args, 'use_pytorch', None)
-    if use_pytorch is None and os.environ.get('USE_PYTORCH', '').strip():
-        use_pytorch = _flag(os.environ['USE_PYTORCH'])
+    if use_pytorch is not None:
+        use_pytorch = _wants_pytorch(use_pytorch, 'args.use_pytorch')
+    elif os.environ.get('USE_PYTORCH', '').strip():
+        use_pytorch = _wants_pytorch(os.environ['USE_PYTORCH'].strip(), 'USE_PYTORCH')
     if use_pytorch is None:
         backend = 'tf' if _installed('tf') else 'torch'
     else:

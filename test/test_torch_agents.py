@@ -8,6 +8,7 @@ import argparse
 import copy
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 
@@ -801,6 +802,22 @@ def test_backend_selection(monkeypatch):
         select_backend(args)
     monkeypatch.delenv('USE_PYTORCH')
     assert select_backend(args) == 'torch'  # nothing requested: what is installed
+
+
+@pytest.mark.parametrize('value, source', [('torch', 'USE_PYTORCH'), ('2', 'USE_PYTORCH'),
+                                           ('on', 'args.use_pytorch'), ('maybe', 'args.use_pytorch')])
+def test_backend_request_must_be_a_boolean(monkeypatch, value, source):
+    """A library user's USE_PYTORCH typo, or a script's string flag, stops with one line instead of
+    silently running TensorFlow; the strings a script may set ('False', 'yes', ...) are read as booleans."""
+    monkeypatch.setattr(algorithm, '_installed', lambda backend: True)
+    args = make_args('Swimmer-v2', 'sac', (5,), (2,))
+    args.use_pytorch = value if source == 'args.use_pytorch' else None
+    monkeypatch.setenv('USE_PYTORCH', value)
+    with pytest.raises(ValueError, match=f"^{re.escape(source)}='{value}' is not a boolean; set it to true/false"):
+        select_backend(args)
+    for text, backend in (('False', 'tf'), ('yes', 'torch'), (' 1 ', 'torch'), (0, 'tf')):
+        args.use_pytorch = text
+        assert select_backend(args) == backend
 
 
 def test_missing_torch_gives_install_hint(monkeypatch):
