@@ -1,6 +1,7 @@
 """tools/plot.py and tools/runs.py on small fixture logs of every format (project issue #9)."""
 import json
 import os
+import re
 import sys
 import types
 
@@ -119,6 +120,19 @@ def test_bad_logs_are_one_line_errors(tmp_path):
         runs.read_run(str(tmp_path / 'weights.npz'))
     with pytest.raises(ValueError, match='no log matches'):
         runs.find_runs([str(tmp_path / 'missing*')])
+    # unreadable files: numpy's own errors would advise unpickling, or not name the file
+    (tmp_path / 'text.npz').write_text('not numpy\n')
+    np.save(tmp_path / 'array.npy', np.zeros(3))
+    os.replace(tmp_path / 'array.npy', tmp_path / 'array.npz')
+    np.savez(tmp_path / 'whole.npz', steps=np.arange(50), rewards=np.ones(50))
+    whole = (tmp_path / 'whole.npz').read_bytes()
+    (tmp_path / 'cut.npz').write_bytes(whole[:len(whole) // 2])
+    np.savez(tmp_path / 'objects.npz', steps=np.array([None], object), rewards=np.ones(1))
+    for name, reason in (('text', 'not an npz archive'), ('array', 'a single array'), ('cut', 'zip'),
+                         ('objects', 'Object arrays')):
+        path = str(tmp_path / f'{name}.npz')
+        with pytest.raises(ValueError, match=f'^{re.escape(path)} is not a readable .npz log \\(.*{reason}'):
+            runs.read_run(path)
 
 
 def test_a_logdir_reads_each_run_once(logdir, tmp_path):
@@ -153,6 +167,21 @@ def test_bands_on_known_numbers():
     assert np.all(high[:3] - low[:3] > 0) and high[3] == low[3] == 0  # a constant column has no spread
     mean, low, high = plot.curve_band(values, 'std', 0, rng)
     np.testing.assert_allclose(high - mean, np.nanstd(values, axis=0, ddof=1))
+
+
+def test_ci_band_is_the_95_percent_bootstrap_interval():
+    """The 'ci' band against scipy's percentile bootstrap of the mean, per point over the runs that
+    reached it; a 90% or 99% interval, or mean +- std, would fall outside the tolerance."""
+    rng = np.random.default_rng(1)
+    values = rng.normal(size=(40, 3)) * [1.0, 5.0, 2.0] + [0.0, 10.0, -3.0]
+    values[:12, 2] = np.nan  # 12 runs stop before the last point
+    _, low, high = plot.curve_band(values, 'ci', 20000, rng)
+    for column in range(3):
+        sample = values[~np.isnan(values[:, column]), column]
+        reference = stats.bootstrap((sample,), np.mean, confidence_level=0.95, method='percentile',
+                                    n_resamples=20000, random_state=2).confidence_interval
+        half = (reference.high - reference.low) / 2  # ~1.96 standard errors
+        assert abs(low[column] - reference.low) < 0.06 * half and abs(high[column] - reference.high) < 0.06 * half
 
 
 def test_curves_group_and_render_every_format(logdir, tmp_path, capsys):

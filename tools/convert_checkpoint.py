@@ -42,6 +42,8 @@ def build_agents(train_argv):
 
 
 def convert(src, dst, to, train_argv):
+    if not os.path.exists(src):
+        raise CheckpointError(f'no checkpoint at {src}; check the SRC path')
     if to == 'torch' and os.path.isfile(src):
         raise CheckpointError(f'{src} is a file, a torch checkpoint; to convert it to TF pass --to tf')
     if to == 'tf' and os.path.isdir(src):

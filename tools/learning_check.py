@@ -95,7 +95,10 @@ def main():
     if not opts.summary_only:
         run_parallel({f'{opts.preset}-{name}-s{seed}': run_flags(preset, name, seed, opts)
                       for seed in opts.seeds for name in opts.configs}, opts.logdir, opts.parallel)
-    summary(preset, opts)
+    try:
+        summary(preset, opts)
+    except FileNotFoundError as error:
+        sys.exit(f'error: {error}; run without --summary-only first (or pass the --logdir it used)')
 
 
 if __name__ == '__main__':

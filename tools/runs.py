@@ -18,6 +18,7 @@ import glob
 import json
 import os
 import re
+import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -143,15 +144,24 @@ def _metadata(path, original, env):
 # ---- reading one run -----------------------------------------------------------------------------
 def _read_npz(path):
     """(steps, returns, is the original release's format)."""
-    with np.load(path) as data:
-        keys = set(data.files)
-        if {'steps', 'rewards'} <= keys:
-            return data['steps'], data['rewards'], False
-        if keys == {'info'}:
-            info = np.asarray(data['info'], np.float64)
-            if info.ndim != 2 or info.shape[1] < 2:
-                raise ValueError(f'{path}: key info has shape {info.shape}, expected (step, return) rows')
-            return info[:, 0], info[:, 1], True
+    try:
+        data = np.load(path)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError('a single array, not an archive')
+        with data:
+            keys = set(data.files)
+            arrays = {key: data[key] for key in keys & {'steps', 'rewards', 'info'}}
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as error:  # truncated, not npz, pickled
+        # numpy reads anything that is neither npz nor npy as a pickle, which it refuses to load
+        reason = 'not an npz archive' if 'pickled' in str(error) else str(error).splitlines()[0][:80]
+        raise ValueError(f'{path} is not a readable .npz log ({reason})') from None
+    if {'steps', 'rewards'} <= keys:
+        return arrays['steps'], arrays['rewards'], False
+    if keys == {'info'}:
+        info = np.asarray(arrays['info'], np.float64)
+        if info.ndim != 2 or info.shape[1] < 2:
+            raise ValueError(f'{path}: key info has shape {info.shape}, expected (step, return) rows')
+        return info[:, 0], info[:, 1], True
     raise ValueError(f'{path} is no test-return log: keys {sorted(keys)}, expected steps/rewards '
                      f'or the original release\'s info')
 

@@ -24,13 +24,18 @@ Both frameworks are imported here, which is why this lives in tools/ and not in 
 utils/: either backend alone must keep working without the other framework installed.
 """
 import math
+import sys
 
-import numpy as np
-import torch
-import torch.nn as nn
+if __name__ == '__main__':  # before the imports that need the repo on sys.path
+    sys.exit('tools/weight_transfer.py is a library, not a command: convert checkpoints with '
+             'python tools/convert_checkpoint.py --help')
 
-from utils.tf_utils import v1
-from utils.torch_utils import AdamTF, RMSPropTF
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+
+from utils.tf_utils import v1  # noqa: E402
+from utils.torch_utils import AdamTF, RMSPropTF  # noqa: E402
 
 SLOTS = {AdamTF: {'exp_avg': 'm', 'exp_avg_sq': 'v'}, RMSPropTF: {'mean_square': 'rms'}}
 TF_ONLY_SLOTS = {RMSPropTF: ('momentum',)}  # no torch twin (see the module docstring)
