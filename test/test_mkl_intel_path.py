@@ -1,4 +1,4 @@
-"""tools/mkl_intel_path.py: the opt-in MKL shim builds, and a torch update under it computes what
+"""tools/mkl_intel_path.py: the opt-in MKL shim builds and is preloaded, and a torch update under it computes what
 it computes without it (up to fp32 rounding: other kernels sum in another order)."""
 import json
 import os
@@ -28,15 +28,37 @@ info['product'] = float(a.double().sum())
 print(json.dumps(info))
 """
 
+# The file that defines MKL's vendor check in the process's global scope, where libtorch_cpu's
+# calls to it resolve (through its PLT); None when only libtorch_cpu's own, local copy exists.
+VENDOR_CHECK_OWNER = """
+import ctypes, torch
+class DlInfo(ctypes.Structure):
+    _fields_ = [('fname', ctypes.c_char_p), ('fbase', ctypes.c_void_p), ('sname', ctypes.c_char_p),
+                ('saddr', ctypes.c_void_p)]
+process = ctypes.CDLL(None)
+try:
+    check = process.mkl_serv_intel_cpu_true
+except AttributeError:
+    print(None)
+else:
+    info = DlInfo()
+    process.dladdr(ctypes.cast(check, ctypes.c_void_p), ctypes.byref(info))
+    print(info.fname.decode())
+"""
 
-def run_update(preload=None):
+
+def run_code(code, preload=None):
+    """The last line `code` prints, run in a fresh interpreter (with `preload` as LD_PRELOAD)."""
     env = {**os.environ, 'OMP_NUM_THREADS': '1'}
     if preload:
         env['LD_PRELOAD'] = preload
-    code = UPDATE.format(root=ROOT, bench=os.path.join(ROOT, 'bench'))
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return result.stdout.strip().splitlines()[-1]
+
+
+def run_update(preload=None):
+    return json.loads(run_code(UPDATE.format(root=ROOT, bench=os.path.join(ROOT, 'bench')), preload))
 
 
 @pytest.mark.skipif(sys.platform != 'linux', reason='LD_PRELOAD shim: Linux only')
@@ -46,6 +68,9 @@ def test_shim_builds_and_keeps_the_update_within_rounding(tmp_path):
     except RuntimeError as error:
         pytest.skip(str(error))
     assert os.path.isfile(path)
+    # preloaded, not silently skipped (the loader only warns for a library it cannot preload)
+    assert run_code(VENDOR_CHECK_OWNER) == 'None'
+    assert os.path.samefile(run_code(VENDOR_CHECK_OWNER, path), path)
     plain, shimmed = run_update(), run_update(path)
     assert shimmed.keys() == plain.keys()
     for key in plain:
