@@ -219,6 +219,10 @@ def test_build_step_and_train(name):
     assert all(isinstance(value, np.float32) and np.isfinite(value) for value in train_info.values())
     assert set(agent.train_q(batch)) | set(agent.train_pi(batch)) == set(agent.train_info)
     agent.target_update()
+    if basis == 'dqn':  # no policy: train_pi is an empty op, as the torch twin's
+        before = weights(agent)
+        assert agent.train_pi(batch) == {}
+        assert_same(weights(agent), before)
 
 
 def test_agents_do_not_share_graphs():

@@ -688,6 +688,21 @@ def full_state(agent):
     return out
 
 
+@pytest.mark.parametrize('config', ['dqn-dueling', 'rrd-dqn'])
+def test_dqn_train_pi_changes_nothing(config):
+    """DQN has no policy: train_pi returns no info and leaves every tensor as it was, as TF's
+    train_pi (an empty op) does; train_q and train are the critic's (and reward net's) update."""
+    rng = np.random.RandomState(3)
+    agent = config_agent(config)
+    batch = config_batch(agent, rng)
+    update(agent, batch)
+    before = full_state(agent)
+    assert agent.train_pi(batch) == {}
+    assert all(torch.equal(a, b) for a, b in zip(full_state(agent), before))
+    assert set(agent.train_q(batch)) == set(agent.train_info)
+    assert any(not torch.equal(a, b) for a, b in zip(full_state(agent), before))
+
+
 @pytest.mark.parametrize('config', list(CONFIGS))
 def test_save_load_round_trip(tmp_path, config):
     rng = np.random.RandomState(12)

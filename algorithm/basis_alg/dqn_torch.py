@@ -59,7 +59,8 @@ class DQN(BaseAgent):
                                          self.args.RMSProp_eps)
 
     def loss_branches(self, kind):
-        return (('q_losses',),)  # no policy: every update is the critic's
+        """No policy: `train` is the critic's update alone and `train_pi` changes nothing, as in TF."""
+        return tuple(branch for branch in super().loss_branches(kind) if branch != ('pi_losses',))
 
     def act(self, obs, explore, noise, with_info):
         q = self.q(obs)
