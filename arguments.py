@@ -315,10 +315,20 @@ def _build_parser(env, category, discrete, alg, basis_alg, optimizer):
 _POSITIVE = ('epochs', 'cycles', 'iterations', 'timesteps', 'test_rollouts', 'test_timesteps',
              'buffer_size', 'batch_size', 'train_batches', 'train_target', 'frames', 'eps_decay',
              'pi_delay_freq', 'rrd_batch_size', 'rrd_sample_size', 'alpha_init', 'Adam_eps',
-             'RMSProp_eps', 'rews_scale', 'save_freq', 'keep_checkpoints')
-_NON_NEGATIVE = ('threads', 'warmup', 'noop', 'pi_lr', 'q_lr', 'alpha_lr', 'r_lr', 'std_act', 'q_reg',
+             'RMSProp_eps', 'rews_scale', 'save_freq', 'keep_checkpoints',
+             # Training starts once `warmup` steps are stored, and only finished episodes are: with
+             # 0 the first update would come before any episode, from an empty buffer.
+             'warmup')
+_NON_NEGATIVE = ('threads', 'noop', 'pi_lr', 'q_lr', 'alpha_lr', 'r_lr', 'std_act', 'q_reg',
                  'pi_t_std', 'pi_t_clip', 'buffer_save_freq')
 _UNIT_INTERVAL = ('gamma', 'polyak', 'eps_l', 'eps_r', 'test_eps', 'RMSProp_decay')
+# Flags only the PyTorch agents read, which the TF backend would silently ignore. --parallel_losses
+# is not one: it is on by default and merely does not apply on TF (as on torch with DQN or CUDA).
+_TORCH_ONLY = ('cuda', 'compile', 'amp', 'buffer_on_device')
+# --threads above this many per core is a typo rather than a setting: threads beyond the cores only
+# take turns on them, and a count like 100000 fails to start its threads after the logs are written.
+# A few per core stay allowed (tests run two threads on one-core machines).
+THREADS_PER_CORE = 4
 
 
 def _check_logdir(logdir):
@@ -355,6 +365,10 @@ def _validate(args):
         value = getattr(args, name, None)
         if value is not None and not 0 <= value <= 1:
             fail(f'--{name} must be in [0, 1], got {value}; pass a value in [0, 1]')
+    max_threads = THREADS_PER_CORE * (os.cpu_count() or 1)
+    if args.threads > max_threads:
+        fail(f'--threads {args.threads} is more than {THREADS_PER_CORE} per CPU core ({os.cpu_count()} here); '
+             f'pass at most {max_threads}, or 0 for all cores')
     if not 0 <= args.seed < 2**32:
         fail(f'--seed must be in [0, 2**32 - 1] (the range numpy seeds from), got {args.seed}; pass another seed')
     if args.test_timesteps > args.buffer_size:
@@ -377,15 +391,15 @@ def _validate(args):
         backend = select_backend(args)
     except BackendError as error:
         fail(f'{error}; or pick the other backend with --use_pytorch')
-    if args.buffer_on_device:
-        if backend != 'torch':
-            fail('--buffer_on_device needs the PyTorch backend; pass --use_pytorch True or drop --buffer_on_device')
-        if args.alg == 'ircr':
-            fail('--buffer_on_device does not support --alg ircr (its batches mix two storages); '
-                 'drop --buffer_on_device')
+    for name in _TORCH_ONLY:
+        if getattr(args, name) and backend != 'torch':
+            flag = f'--{name} True' if name == 'cuda' else f'--{name}'
+            fail(f'{flag} needs the PyTorch backend, but this run would use TensorFlow; pass '
+                 f'--use_pytorch True or drop {flag}')
+    if args.buffer_on_device and args.alg == 'ircr':
+        fail('--buffer_on_device does not support --alg ircr (its batches mix two storages); '
+             'drop --buffer_on_device')
     if args.cuda:
-        if args.use_pytorch is False:
-            fail('--cuda True needs the PyTorch backend, but --use_pytorch is False; drop one of them')
         import torch
         if not torch.cuda.is_available():
             fail('--cuda True, but CUDA is not available (torch.cuda.is_available() is False); '
@@ -433,7 +447,9 @@ def check_run(args):
         fail(f'the replay buffer (--buffer_size {args.buffer_size}: {buffer / 2**30:.1f} GiB) and one update '
              f'({batch}: {update / 2**30:.1f} GiB) need at least {(buffer + update) / 2**30:.1f} GiB, but only '
              f'{available / 2**30:.1f} GiB are available; use a smaller {larger}')
-    if args.load_model is not None:
+    # A resume restores its own checkpoint and never loads --load_model (a relative path saved
+    # with the run may not even resolve from where it is resumed).
+    if args.load_model is not None and getattr(args, 'resume', None) is None:
         try:
             check_checkpoint(args.load_model, args, select_backend(args))
         except CheckpointError as error:

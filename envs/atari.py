@@ -7,6 +7,7 @@ life-loss ends), and ALE's own frame limit is off so only `test_timesteps` caps 
 import re
 from collections import deque
 
+import ale_py
 import cv2
 import numpy as np
 from ale_py.env import AtariEnv as ALEEnv
@@ -14,6 +15,9 @@ from ale_py.env import AtariEnv as ALEEnv
 from envs.base import BaseEnv
 
 FRAME_SIZE = 84
+# ALE prints its banner ('A.L.E: Arcade Learning Environment ...', '[Powered by Stella]') on stderr
+# when an interface is built, before ale_py's env lowers the (process-wide) log level itself.
+ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)
 
 
 def preprocess(rgb):

@@ -5,7 +5,8 @@ import sys
 
 import pytest
 
-from arguments import env_is_discrete, get_args
+import algorithm
+from arguments import check_run, env_is_discrete, get_args
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -148,6 +149,10 @@ def test_use_pytorch_from_environment(monkeypatch):
     (['--sticky', 'true'], ['unrecognized', '--sticky']),
     (['--alg', 'sac', '--basis_alg', 'td3'], ['unrecognized', '--basis_alg']),
     (['--load_model', '/nonexistent/ckpt'], ['--load_model', 'no checkpoint']),
+    (['--warmup', '0'], ['--warmup', 'positive']),
+    (['--threads', '100000'], ['--threads 100000', 'per CPU core', '0 for all cores']),
+    (['--use_pytorch', 'false', '--amp'], ['--amp needs the PyTorch backend', '--use_pytorch True']),
+    (['--use_pytorch', 'false', '--compile', 'true'], ['--compile needs the PyTorch backend']),
 ] + [([f'--{name}', '0'], [f'--{name}', 'positive']) for name in (
     'batch_size', 'epochs', 'cycles', 'iterations', 'timesteps', 'test_rollouts',
     'test_timesteps', 'buffer_size', 'train_batches', 'train_target', 'rrd_batch_size')]
@@ -169,11 +174,35 @@ def test_unknown_env_lists_ids_by_category(capsys):
 def test_cuda_validation(capsys, monkeypatch):
     torch = pytest.importorskip('torch')
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
-    assert 'CUDA is not available' in parse_error(capsys, ['--cuda', 'true'])
+    assert 'CUDA is not available' in parse_error(capsys, ['--cuda', 'true', '--use_pytorch', 'true'])
     assert '--use_pytorch' in parse_error(capsys, ['--cuda', 'true', '--use_pytorch', 'false'])
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
-    assert get_args(['--cuda', 'true']).cuda is True
+    assert get_args(['--cuda', 'true', '--use_pytorch', 'true']).cuda is True
     assert get_args(['--cuda', 'false']).cuda is False
+    # Unset, the backend is TensorFlow when it is installed: --cuda True fails as with --use_pytorch False.
+    monkeypatch.setattr(algorithm, '_installed', lambda backend: True)
+    assert 'needs the PyTorch backend' in parse_error(capsys, ['--cuda', 'true'])
+
+
+def test_threads_bound_is_per_core(capsys, monkeypatch):
+    monkeypatch.setattr(os, 'cpu_count', lambda: 3)
+    assert get_args(['--threads', '12']).threads == 12
+    assert 'pass at most 12' in parse_error(capsys, ['--threads', '13'])
+
+
+def test_resume_skips_the_load_model_check(tmp_path, capsys, monkeypatch):
+    """A resume restores its run's own checkpoint, so the run's saved --load_model (here a relative
+    path that does not resolve from this folder) is not checked again."""
+    args = get_args(['--env', 'CartPole-v1', '--alg', 'dqn', '--use_pytorch', 'true'])
+    args.obs_dims, args.acts_dims = [4], [2]
+    monkeypatch.chdir(tmp_path)
+    args.load_model = 'src.pt'
+    args.resume = str(tmp_path / 'models' / 'run')
+    check_run(args)
+    args.resume = None
+    with pytest.raises(SystemExit) as exc:
+        check_run(args)
+    assert exc.value.code == 2 and 'src.pt' in capsys.readouterr().err
 
 
 def test_load_model_accepts_checkpoint_prefix(tmp_path):

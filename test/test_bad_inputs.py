@@ -16,6 +16,7 @@ import zipfile
 import pytest
 import torch
 
+import algorithm
 import arguments
 import train
 
@@ -41,6 +42,11 @@ def no_cuda(monkeypatch):
 
 def use_pytorch_env(value):
     return lambda monkeypatch: monkeypatch.setenv('USE_PYTORCH', value)
+
+
+def tf_installed(monkeypatch):
+    """With neither --use_pytorch nor USE_PYTORCH, TensorFlow is picked when it is installed."""
+    monkeypatch.setattr(algorithm, '_installed', lambda backend: True)
 
 
 # name: (argv, words the error line must contain[, setup(monkeypatch)]). In argv, `{tmp}` is the
@@ -72,6 +78,9 @@ ROWS = {
     'negative polyak': (['--alg', 'td3', '--polyak', '-0.1'], ['--polyak must be in [0, 1], got -0.1']),
     'epsilon above 1': (['--env', 'CartPole-v1', '--alg', 'dqn', '--eps_l', '2'], ['--eps_l must be in [0, 1]']),
     'negative seed': (['--seed', '-1'], ['--seed must be in [0, 2**32 - 1]', 'got -1']),
+    'zero warmup': (TINY + TORCH + ['--warmup=0'], ['--warmup must be positive, got 0', 'pass a value > 0']),
+    'absurd thread count': (TINY + TORCH + ['--threads=100000'],
+                            ['--threads 100000 is more than 4 per CPU core', 'pass at most', '0 for all cores']),
     # ---- combinations ------------------------------------------------------------------------------
     'buffer smaller than an episode': (['--buffer_size', '500', '--warmup', '100'],
                                        ['--buffer_size (500) cannot hold one episode of --test_timesteps (1000)',
@@ -92,6 +101,19 @@ ROWS = {
     'cuda without a GPU': (['--use_pytorch=True', '--cuda=True'], ['CUDA is not available', 'use --cuda False'],
                            no_cuda),
     'cuda with TensorFlow': (['--use_pytorch=False', '--cuda=True'], ['--cuda True needs the PyTorch backend']),
+    'cuda with the auto-selected TensorFlow': (['--cuda=True'], ['--cuda True needs the PyTorch backend',
+                                                                 'pass --use_pytorch True or drop --cuda True'],
+                                               tf_installed),
+    'amp with TensorFlow': (TINY + TF + ['--amp=True'], ['--amp needs the PyTorch backend',
+                                                        'pass --use_pytorch True or drop --amp']),
+    'amp with the auto-selected TensorFlow': (TINY + ['--amp'], ['--amp needs the PyTorch backend', 'would use '
+                                                                 'TensorFlow'], tf_installed),
+    'compile with TensorFlow': (TINY + TF + ['--compile=True'], ['--compile needs the PyTorch backend',
+                                                                'pass --use_pytorch True or drop --compile']),
+    'compile with the auto-selected TensorFlow': (TINY + ['--compile'], ['--compile needs the PyTorch backend'],
+                                                  tf_installed),
+    'replay buffer on the device with the auto-selected TensorFlow': (
+        TINY + ['--buffer_on_device'], ['--buffer_on_device needs the PyTorch backend'], tf_installed),
     # ---- names and folders -------------------------------------------------------------------------
     'tag traversal': (['--tag=../../../x'], ['--tag', "'../../../x' is not a folder name", 'no / or \\']),
     'tag with a folder': (['--tag=a/b'], ['--tag', "'a/b' is not a folder name"]),

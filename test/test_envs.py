@@ -2,6 +2,7 @@
 import logging
 import sys
 import subprocess
+import warnings
 from types import SimpleNamespace
 
 import cv2
@@ -97,6 +98,20 @@ def test_v2_ids_map_to_v5_and_log_once(caplog, monkeypatch):
     assert env.env.spec.id == 'Hopper-v5'
     assert [r.getMessage() for r in caplog.records] == [
         'Hopper-v2 needs mujoco-py; running the maintained Hopper-v5 instead']
+
+
+def test_v4_ids_run_as_asked_with_one_project_line(caplog, monkeypatch):
+    """gymnasium's DeprecationWarning (printed with its source line) becomes one line of our logger."""
+    import envs.mujoco
+    monkeypatch.setattr(envs.mujoco, '_announced', set())
+    with caplog.at_level(logging.INFO, logger='envs.mujoco'), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        env = make_env(make_args('Hopper-v4'))
+        make_env(make_args('Hopper-v4'))
+    assert env.env.spec.id == 'Hopper-v4'
+    assert [str(warning.message) for warning in caught] == []
+    assert [r.getMessage() for r in caplog.records] == [
+        'Hopper-v4 is out of date (Hopper-v5 is the maintained version); running Hopper-v4 as asked']
 
 
 def test_actions_scaled_by_bound(monkeypatch):

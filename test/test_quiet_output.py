@@ -3,7 +3,8 @@
 TensorFlow's start-up lines (absl's pre-InitializeLog notice and 'oneDNN custom operations are
 on', twice) are filtered out while it imports, with oneDNN left on; MuJoCo's compiler notices
 about gymnasium's models (HalfCheetah's `settotalmass`) are dropped and its other warnings go
-through the project's logger instead of stdout and MUJOCO_LOG.TXT in the working directory.
+through the project's logger instead of stdout and MUJOCO_LOG.TXT in the working directory; ALE's
+banner is off, and gymnasium's warning that a '-v4' id is out of date is one project line instead.
 """
 import importlib.util
 import os
@@ -22,15 +23,15 @@ PROJECT_LINES = ('HalfCheetah-v2 needs mujoco-py; running the maintained HalfChe
                  'backend: TensorFlow', 'backend: PyTorch')
 
 
-def run_quietly(tmp_path, backend_flags):
+def run_quietly(tmp_path, backend_flags, run=('--env=HalfCheetah-v2', '--alg=sac'), project_lines=PROJECT_LINES):
     env = {key: value for key, value in os.environ.items()
            if key not in ('USE_PYTORCH', 'TF_CPP_MIN_LOG_LEVEL', 'TF_ENABLE_ONEDNN_OPTS')}
-    result = subprocess.run([sys.executable, os.path.join(ROOT, 'train.py'), '--env=HalfCheetah-v2', '--alg=sac',
+    result = subprocess.run([sys.executable, os.path.join(ROOT, 'train.py'), *run,
                              *TINY, *backend_flags, '--logdir', str(tmp_path / 'log')],
                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert sorted(os.listdir(tmp_path)) == ['log']  # no MUJOCO_LOG.TXT or anything else in the cwd
-    unexpected = [line for line in result.stderr.splitlines() if line not in PROJECT_LINES]
+    unexpected = [line for line in result.stderr.splitlines() if line not in project_lines]
     assert unexpected == [], result.stderr
     assert 'warning' not in result.stdout.lower(), result.stdout
     assert 'NaN or Inf' not in result.stdout, result.stdout
@@ -45,6 +46,21 @@ def test_tf_run_prints_project_lines_only(tmp_path):
 
 def test_torch_run_prints_project_lines_only(tmp_path):
     run_quietly(tmp_path, ['--use_pytorch=True', '--cuda=False'])
+
+
+def test_atari_run_prints_project_lines_only(tmp_path):
+    """No 'A.L.E: Arcade Learning Environment (version ...)' and '[Powered by Stella]' per env built."""
+    result = run_quietly(tmp_path, ['--use_pytorch=True', '--cuda=False'], ('--env=Pong', '--alg=dqn', '--noop=5'),
+                         ('backend: PyTorch',))
+    assert result.stderr == 'backend: PyTorch\n'
+
+
+def test_out_of_date_mujoco_id_prints_one_project_line(tmp_path):
+    """--env Hopper-v4 runs Hopper-v4, saying once that -v5 is maintained, without gymnasium's warning."""
+    line = 'Hopper-v4 is out of date (Hopper-v5 is the maintained version); running Hopper-v4 as asked'
+    result = run_quietly(tmp_path, ['--use_pytorch=True', '--cuda=False'], ('--env=Hopper-v4', '--alg=sac'),
+                         (line, 'backend: PyTorch'))
+    assert result.stderr.splitlines().count(line) == 1
 
 
 @pytest.mark.skipif(importlib.util.find_spec('tensorflow') is None, reason='TensorFlow is not installed')

@@ -213,7 +213,7 @@ def test_cli_errors(tmp_path, case):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='needs a machine without CUDA')
 def test_cli_cuda_without_gpu(tmp_path):
-    line = error_line(cli(tmp_path, '--env=Swimmer-v2', '--alg=sac', '--cuda=True'))
+    line = error_line(cli(tmp_path, '--env=Swimmer-v2', '--alg=sac', '--use_pytorch=True', '--cuda=True'))
     assert 'CUDA is not available' in line
 
 
