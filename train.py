@@ -19,6 +19,8 @@ Exit status: 0 done (or nothing to resume), 2 bad input, 130 / 143 stopped by SI
 checkpoint is kept).
 """
 import argparse
+import contextlib
+import fcntl
 import glob
 import json
 import logging
@@ -34,7 +36,7 @@ import time
 import numpy as np
 
 from algorithm import BackendError, create_agent, select_backend
-from algorithm.checkpoint import (BUFFER_FOLDER, CheckpointError, agent_path, capture_rngs, load_run_state,
+from algorithm.checkpoint import (CheckpointError, agent_path, capture_rngs, load_run_buffer, load_run_state,
                                   restore_rngs, run_checkpoints, save_run_checkpoint)
 from algorithm.replay_buffer import create_buffer
 from arguments import check_run, get_args
@@ -42,7 +44,7 @@ from envs import make_env
 from learner import Learner, Tester
 from utils.os_utils import Logger, check_name, write_atomic
 
-CONFIG, STATUS = 'config.json', 'status.json'
+CONFIG, STATUS, LOCK = 'config.json', 'status.json', '.lock'
 EXIT_BAD_INPUT, EXIT_DIVERGED = 2, 3
 SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
 NOT_FLAGS = ('env_category', 'discrete', 'resume')  # parsed, but derived or per invocation
@@ -93,8 +95,20 @@ def write_json(path, value):
 
 
 def read_json(path):
-    with open(path) as file:
-        return json.load(file)
+    try:
+        with open(path) as file:
+            return json.load(file)
+    except (OSError, ValueError) as error:  # a damaged file (a full disk, an edit)
+        raise UsageError(f'{path} is not readable JSON ({type(error).__name__}: {error}); restore it, '
+                         f'or start a new run') from None
+
+
+def read_status(run_dir):
+    """The run's status.json; {} when it is missing or damaged (it is rewritten as the run goes on)."""
+    try:
+        return read_json(os.path.join(run_dir, STATUS))
+    except UsageError:
+        return {}
 
 
 def resume_command(run_dir):
@@ -119,13 +133,20 @@ def write_status(args, run_dir, status, env_steps=0, cycles_done=0):
 
 
 # ---- stops ------------------------------------------------------------------------------------------
+class StopNow(Exception):
+    """A second SIGINT/SIGTERM during the test episodes: stop without waiting for them."""
+
+
 class StopSignals:
     """SIGINT and SIGTERM only set a flag, read by the learner between env steps and updates: the
     current update finishes, a checkpoint is written, and a second Ctrl-C during that save changes
-    nothing (the files are written atomically anyway)."""
+    nothing (the files are written atomically anyway). During the test episodes (minutes on
+    Atari) the first signal says that the run stops after them; a second one stops at once, and
+    the run then resumes from its last checkpoint (a test cannot be saved half-way)."""
 
     def __init__(self):
         self.signum, self.learner, self._previous = None, None, {}
+        self.testing = False
 
     def __enter__(self):
         for signum in SIGNAL_EXIT:
@@ -137,8 +158,22 @@ class StopSignals:
             signal.signal(signum, handler)
 
     def handle(self, signum, frame):
+        if self.testing and self.signum is not None:
+            raise StopNow()
         self.signum = self.signum or signum
         self.watch(self.learner)
+        if self.testing:
+            name = signal.Signals(signum).name
+            sys.stderr.write(f'{name}: stopping after the test episodes of this cycle; {name} again stops now '
+                             f'(the run then resumes from its last checkpoint)\n')
+
+    @contextlib.contextmanager
+    def during_tests(self):
+        self.testing = True
+        try:
+            yield
+        finally:
+            self.testing = False
 
     def watch(self, learner):
         self.learner = learner
@@ -177,7 +212,12 @@ def newest_matching_run(args, names):
     """The most recently updated run in `args.logdir` whose flags agree with the given ones."""
     matches = []
     for path in glob.glob(os.path.join(glob.escape(args.logdir), 'models', '*', CONFIG)):
-        if not differences(read_json(path), args, names):
+        try:
+            config = read_json(path)
+        except UsageError as error:  # one damaged run must not hide the others
+            logging.getLogger(__name__).warning('skipping a run: %s', error)
+            continue
+        if not differences(config, args, names):
             status = os.path.join(os.path.dirname(path), STATUS)
             matches.append((os.path.getmtime(status if os.path.exists(status) else path), os.path.dirname(path)))
     if not matches:
@@ -201,18 +241,17 @@ def parse_args(argv):
     names = given_flags(argv)
     if known.resume:
         run_dir = find_run(known.resume, known.logdir)
-        config = read_json(os.path.join(run_dir, CONFIG))
-        selection = [f'--{key}={config[key]}' for key in ('env', 'alg', 'basis_alg', 'optimizer')
-                     if config.get(key) is not None]
-        args = get_args(selection + list(argv))
-        diffs = differences(config, args, names)
-        if diffs:
-            raise UsageError(f'--resume {os.path.basename(run_dir)}: {"; ".join(diffs)}; a resumed run '
-                             f'keeps its flags, so leave these out (or start a new run)')
     else:
-        args = get_args(argv)
-        run_dir = newest_matching_run(args, names)
-        config = read_json(os.path.join(run_dir, CONFIG))
+        run_dir = newest_matching_run(get_args(argv), names)
+    config = read_json(os.path.join(run_dir, CONFIG))
+    # the run's selection decides which flags exist and the derived ones (env category, discrete)
+    selection = [f'--{key}={config[key]}' for key in ('env', 'alg', 'basis_alg', 'optimizer')
+                 if config.get(key) is not None]
+    args = get_args(selection + list(argv))
+    diffs = differences(config, args, names)
+    if diffs:
+        raise UsageError(f'--resume {os.path.basename(run_dir)}: {"; ".join(diffs)}; a resumed run '
+                         f'keeps its flags, so leave these out (or start a new run)')
     vars(args).update(config)
     args.logdir = os.path.dirname(os.path.dirname(run_dir)) or '.'
     args.resume = run_dir
@@ -239,11 +278,9 @@ class Training:
                 'tester': self.tester.state(), 'logger': self.logger.state(self.learner.env_steps), 'rngs': capture_rngs(self.args.backend)}
 
     def restore(self, path, state):
-        """Continue from the checkpoint at `path` (whose `state` the logger already took)."""
-        self.agent.load_model(agent_path(path, self.args.backend))
-        if state['buffer'] is not None:
-            self.buffer.load(os.path.join(path, BUFFER_FOLDER), state['buffer'])
-        else:
+        """Continue from the checkpoint at `path`, whose agent and buffer `restore_checkpoint` and
+        whose logger state the logger already took."""
+        if state['buffer'] is None:
             self.buffer.ep_counter = state['episodes']
             self.logger.print(f'{path} holds no replay buffer (--buffer_save_freq '
                               f'{self.args.buffer_save_freq}): it refills from scratch, with a new warmup')
@@ -291,10 +328,11 @@ class Training:
         return next((key for key, value in row.items() if key.startswith('losses/')
                      and isinstance(value, float) and not math.isfinite(value)), None)
 
-    def end_cycle(self):
+    def end_cycle(self, stop):
         """Test, log the cycle's row; False if a loss diverged."""
         learner, steps = self.learner, self.learner.env_steps
-        self.tester.cycle_summary(steps)
+        with stop.during_tests():
+            self.tester.cycle_summary(steps)
         epoch, cycle = divmod(self.cycles_done, self.args.cycles)
         self.logger.add_dict({'Epoch': epoch, 'Cycle': cycle, 'Episodes': self.buffer.ep_counter, 'Steps': steps})
         self.logger.add_timing(steps, (self.cycles_done + 1) / self.total_cycles, trained=learner.warm)
@@ -324,9 +362,17 @@ class Training:
         while self.cycles_done < self.total_cycles:
             if not self.learner.cycle():
                 break
-            if not self.end_cycle():
-                self.write_status('diverged')
-                return EXIT_DIVERGED
+            try:
+                if not self.end_cycle(stop):
+                    self.write_status('diverged')
+                    return EXIT_DIVERGED
+            except StopNow:
+                self.write_status('interrupted')
+                kept = self.last_checkpoint[0] if self.last_checkpoint else 'its start'
+                self.logger.print(f'stopped by {signal.Signals(stop.signum).name} during the test episodes at env '
+                                  f'step {self.learner.env_steps}, to continue from {kept}; resume with: '
+                                  f'{resume_command(self.run_dir)}')
+                return SIGNAL_EXIT[stop.signum]
             if self.learner.stop_requested or self.cycles_done % self.args.save_freq == 0:
                 self.checkpoint(final=self.cycles_done == self.total_cycles)
             self.write_status('running')
@@ -344,9 +390,86 @@ class Training:
         return 0
 
 
+class RunLogLines(logging.Handler):
+    """The lines `logging` prints (the env id mapping, the backend, MuJoCo warnings) go to the run's
+    text log as well: kept until the run's Logger opens, then written there as they come."""
+
+    def __init__(self):
+        super().__init__()
+        self.setFormatter(logging.Formatter('%(message)s'))
+        self.lines, self.logger = [], None
+
+    def emit(self, record):
+        line = self.format(record)
+        if self.logger is None:
+            self.lines.append(line)
+        else:
+            self.logger.write_text(line)
+
+    def attach(self, logger):
+        for line in self.lines:
+            logger.write_text(line)
+        self.lines, self.logger = [], logger
+
+
+@contextlib.contextmanager
+def run_lock(run_dir):
+    """Hold `<run_dir>/.lock` while this process runs the run, so that a second process (a sweep
+    restarted while its runs still go, a --resume typed too early) cannot write the same files.
+    The OS releases it however the process ends, kill -9 included."""
+    os.makedirs(run_dir, exist_ok=True)
+    with open(os.path.join(run_dir, LOCK), 'a+') as file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            file.seek(0)
+            pid = file.read().strip()
+            raise UsageError(f'run {os.path.basename(run_dir)} is running in another process'
+                             + (f' (pid {pid})' if pid else '') + '; let it finish, or stop it before resuming '
+                             'it') from None
+        file.seek(0)
+        file.truncate()
+        file.write(f'{os.getpid()}\n')
+        file.flush()
+        yield
+
+
+def restore_checkpoint(args, agent, new_buffer):
+    """(folder, state, buffer) of the newest readable checkpoint of the resumed run, the agent and
+    a buffer from `new_buffer()` restored from it; (None, None, buffer) when it has none. A damaged
+    checkpoint (a crash or a full disk while it was written) is skipped with a line saying so."""
+    for stale in glob.glob(os.path.join(glob.escape(args.resume), '.tmp-ckpt-*')):
+        shutil.rmtree(stale, ignore_errors=True)  # a checkpoint write that was killed
+    checkpoints, buffer = run_checkpoints(args.resume), new_buffer()
+    for path in reversed(checkpoints):
+        try:
+            state = load_run_state(path)
+            agent.load_model(agent_path(path, args.backend))
+            if state['buffer'] is not None:
+                load_run_buffer(buffer, path, state['buffer'])
+            return path, state, buffer
+        except CheckpointError as error:
+            logging.getLogger(__name__).warning('skipping a damaged checkpoint: %s', error)
+            buffer = None  # partly filled: drop it before allocating the next
+            buffer = new_buffer()
+    if checkpoints:
+        raise CheckpointError(f'no readable checkpoint in {args.resume} (all {len(checkpoints)} damaged, see '
+                              f'above); start a new run, or delete its step* folders to start this one over')
+    return None, None, buffer
+
+
 def run(args, stop=None):
     """Train (or resume, `args.resume`) the run `args` describes; returns (exit status, tester)."""
     stop = stop or StopSignals()
+    log_lines = RunLogLines()
+    logging.getLogger().addHandler(log_lines)
+    try:
+        return train_run(args, stop, log_lines)
+    finally:
+        logging.getLogger().removeHandler(log_lines)
+
+
+def train_run(args, stop, log_lines):
     flags = {key: value for key, value in vars(args).items() if key not in NOT_FLAGS}
     env, test_env = make_env(args), make_env(args)
     describe_env(args, env)
@@ -356,26 +479,29 @@ def run(args, stop=None):
     agent = create_agent(args)
     if args.load_model and args.resume is None:
         agent.load_model(args.load_model)
-    buffer = create_buffer(args)
-    if args.buffer_on_device:
-        buffer.keep_on_device(agent.device)
-    checkpoint = state = logger_state = None
-    if args.resume is not None:
-        for stale in glob.glob(os.path.join(glob.escape(args.resume), '.tmp-ckpt-*')):
-            shutil.rmtree(stale, ignore_errors=True)  # a checkpoint write that was killed
-        checkpoints = run_checkpoints(args.resume)
-        if checkpoints:
-            checkpoint = checkpoints[-1]
-            state = load_run_state(checkpoint)
-            logger_state = state['logger']
-        else:  # killed before its first checkpoint: start over under the same name
-            logger_state = {'rows': 0, 'records': {}, 'step': -1, 'timer': None}
+
+    def new_buffer():
+        buffer = create_buffer(args)
+        if args.buffer_on_device:
+            buffer.keep_on_device(agent.device)
+        return buffer
     name = os.path.basename(args.resume) if args.resume is not None else None
     if name is None and args.run_name and os.path.exists(os.path.join(args.logdir, 'models', args.run_name)):
         raise UsageError(f'--run_name {args.run_name}: that run exists in {args.logdir}; continue it with '
                          f'--resume {args.run_name}, or choose another --run_name')
-    with Logger(args, name=name, resume=logger_state) as logger:
+    with contextlib.ExitStack() as held:
+        checkpoint = state = logger_state = None
+        if args.resume is not None:  # everything is read and checked before a file of the run changes
+            held.enter_context(run_lock(args.resume))
+            checkpoint, state, buffer = restore_checkpoint(args, agent, new_buffer)
+            # killed before its first checkpoint: start over under the same name
+            logger_state = state['logger'] if state else {'rows': 0, 'records': {}, 'step': -1, 'timer': None}
+        else:
+            buffer = new_buffer()
+        logger = held.enter_context(Logger(args, name=name, resume=logger_state))
+        log_lines.attach(logger)
         if args.resume is None:
+            held.enter_context(run_lock(logger.run_dir))
             write_json(os.path.join(logger.run_dir, CONFIG),
                        dict(flags, run_name=logger.name, use_pytorch=args.backend == 'torch'))
             write_status(args, logger.run_dir, 'running')
@@ -401,17 +527,16 @@ def main(argv=None):
         try:
             args = parse_args(argv)
             if args.resume is not None:
-                status = read_json(os.path.join(args.resume, STATUS)) \
-                    if os.path.exists(os.path.join(args.resume, STATUS)) else {}
+                status = read_status(args.resume)
                 if status.get('status') == 'finished':
                     print(f'run {os.path.basename(args.resume)} is finished ({status["env_steps"]} env steps); '
                           f'nothing to resume')
                     return None
             status, tester = run(args, stop)
-        except UsageError as error:
+        except (ValueError, BackendError) as error:  # UsageError, CheckpointError: found after parsing
             sys.stderr.write(f'error: {error}\n')
             sys.exit(EXIT_BAD_INPUT)
-        except (ValueError, MemoryError, CheckpointError, BackendError) as error:
+        except MemoryError as error:
             sys.exit(f'error: {error}')
     if status:
         sys.exit(status)

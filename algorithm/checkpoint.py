@@ -40,7 +40,13 @@ def checkpoint_meta(args, backend):
         'acts_dims': [int(d) for d in args.acts_dims],
         'obs_normalization': bool(args.obs_normalization),
         'dueling': bool(getattr(args, 'dueling', False)),
+        'optimizer': getattr(args, 'optimizer', 'adam'),  # DQN's Adam or RMSProp: different slots
     }
+
+
+# Fields added to the metadata after checkpoints were first written: a file without one predates
+# it and is not checked on it.
+LATER_FIELDS = ('optimizer',)
 
 
 def check_meta(saved, expected, path):
@@ -49,7 +55,8 @@ def check_meta(saved, expected, path):
         raise CheckpointError(f'{path} has no metadata: it was not written by this repo\'s save_model; pick a '
                               'checkpoint it wrote')
     diffs = [f'{key}: checkpoint has {saved.get(key)!r}, this run has {value!r}'
-             for key, value in expected.items() if key != 'backend' and saved.get(key) != value]
+             for key, value in expected.items() if key != 'backend' and saved.get(key) != value
+             and (key in saved or key not in LATER_FIELDS)]
     if diffs:
         raise CheckpointError(f'checkpoint {path} does not match this run ({"; ".join(diffs)}); '
                               'pass the flags it was trained with or pick another checkpoint')
@@ -193,6 +200,23 @@ def run_checkpoints(run_dir):
 _writes = 0
 
 
+def fsync_path(path):
+    fd = os.open(path, os.O_RDONLY)  # a folder too: its entries (a rename) reach the disk
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sync_tree(folder):
+    """fsync every file and folder under `folder`: a checkpoint is renamed into place only once
+    all of it is on disk, so a power cut leaves it whole or absent."""
+    for root, _, names in os.walk(folder):
+        for name in names:
+            fsync_path(os.path.join(root, name))
+        fsync_path(root)
+
+
 def save_run_checkpoint(run_dir, agent, state, buffer=None, keep=2):
     """Write `state` (picklable), the agent (`save_model`) and, when given, the replay buffer as
     `run_dir/step<env steps>-update<updates>/`, atomically (the folder appears complete or not at
@@ -208,11 +232,21 @@ def save_run_checkpoint(run_dir, agent, state, buffer=None, keep=2):
             os.kill(os.getpid(), signal.SIGKILL)
         with open(os.path.join(tmp, STATE_FILE), 'wb') as file:
             pickle.dump(state, file, protocol=pickle.HIGHEST_PROTOCOL)
-            file.flush()
-            os.fsync(file.fileno())
+        sync_tree(tmp)
+    fsync_path(run_dir)  # the rename itself
     for old in run_checkpoints(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return path
+
+
+def load_run_buffer(buffer, path, state):
+    """Refill `buffer` from the run checkpoint at `path` (`state`: what its save returned)."""
+    try:
+        buffer.load(os.path.join(path, BUFFER_FOLDER), state)
+    except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as error:
+        # numpy reads a damaged .npy/.npz as a pickle, which it refuses: say so, not "allow_pickle"
+        reason = 'a damaged numpy file' if 'pickled' in str(error) else first_line(error)
+        raise CheckpointError(f'{path}: its replay buffer is not readable ({reason})') from None
 
 
 def load_run_state(path):

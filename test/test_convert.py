@@ -96,7 +96,8 @@ def test_mismatches_are_refused(tmp_path):
     assert 'obs_dims: checkpoint has [4], this run has [6]' in refused(
         tmp_path / 'tf', 'torch', ['--env', 'Acrobot-v1'] + DQN[2:])
     assert 'dueling' in refused(tmp_path / 'tf', 'torch', DQN[:-4] + ['--obs_normalization', 'True'])
-    assert 'does not fit this agent' in refused(tmp_path / 'tf', 'torch', DQN[:4] + ['--optimizer', 'adam'] + DQN[6:])
+    assert "optimizer: checkpoint has 'rmsprop', this run has 'adam'" in refused(
+        tmp_path / 'tf', 'torch', DQN[:4] + ['--optimizer', 'adam'] + DQN[6:])
     assert 'pass --to torch' in refused(tmp_path / 'tf', 'tf', DQN)
     assert refused(tmp_path / 'missing', 'torch', DQN) == f'error: no checkpoint at {tmp_path / "missing"}; check the SRC path'
     assert not os.path.exists(tmp_path / 'out')

@@ -269,8 +269,8 @@ def test_names_that_are_paths_are_rejected_before_any_file(tmp_path, flag):
     result = subprocess.run([sys.executable, os.path.join(ROOT, 'train.py'), *TINY, *TORCH, flag,
                              f'--logdir={tmp_path / "log"}'], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 2
-    assert 'not a plain name' in result.stderr and 'Traceback' not in result.stderr
-    assert os.listdir(tmp_path) == []
+    assert ('not a folder name' if flag.startswith('--tag') else 'not a plain name') in result.stderr
+    assert 'Traceback' not in result.stderr and os.listdir(tmp_path) == []
 
 
 def test_nonfinite_loss_stops_keeping_the_last_good_checkpoint(tmp_path, monkeypatch, capsys):
@@ -315,3 +315,154 @@ def test_buffer_checkpoint_round_trip(tmp_path):
         episode = (rng.randn(31, 3), rng.randn(30, 1), rng.randn(30), np.zeros(30))
         buffer.store_episode(*episode)
         copy.store_episode(*episode)
+
+
+def interrupted_run(logdir, monkeypatch, at_update=17):
+    """A torch run stopped by SIGINT at `at_update` (inside the second cycle): checkpoints
+    step200-update10 (end of cycle 1) and the mid-cycle one."""
+    from learner import Learner
+    train_step = Learner.train_step
+
+    def interrupt(self):
+        train_step(self)
+        if self.updates == at_update:
+            os.kill(os.getpid(), signal.SIGINT)
+    with monkeypatch.context() as patch:
+        patch.setattr(Learner, 'train_step', interrupt)
+        with pytest.raises(SystemExit):
+            train.main([*TINY, *TORCH, f'--logdir={logdir}'])
+    return run_checkpoints(run_dir(logdir))
+
+
+def run_files(logdir):
+    """Every file of the run with its size and modification time."""
+    return {path: (os.path.getsize(path), os.path.getmtime(path))
+            for path in glob.glob(os.path.join(logdir, '**'), recursive=True) if os.path.isfile(path)}
+
+
+@pytest.mark.parametrize('damage', ['agent', 'buffer', 'state'])
+def test_a_damaged_newest_checkpoint_is_skipped(tmp_path, reference, monkeypatch, capsys, damage):
+    """A newest checkpoint damaged after it was written (a crash, a full disk): the resume says so
+    and continues from the one before, still exactly the uninterrupted run."""
+    logdir = str(tmp_path / 'log')
+    older, newest = interrupted_run(logdir, monkeypatch)
+    target = {'agent': 'agent.pt', 'buffer': os.path.join('buffer', 'episodes.npz'), 'state': 'state.pkl'}[damage]
+    with open(os.path.join(newest, target), 'wb') as file:
+        file.write(b'\0\1')
+    resume(logdir)
+    assert_same_run(logdir, reference)
+    (text,) = glob.glob(os.path.join(logdir, 'text', '*.log'))
+    log = open(text).read()  # what the console showed, logged lines included
+    assert f'skipping a damaged checkpoint: {newest}' in log and 'allow_pickle' not in log
+    assert f'resumed from {older}' in log
+
+
+def test_no_readable_checkpoint_is_one_error_before_any_write(tmp_path, monkeypatch, capsys):
+    logdir = str(tmp_path / 'log')
+    for path in interrupted_run(logdir, monkeypatch):
+        with open(os.path.join(path, 'agent.pt'), 'wb') as file:
+            file.write(b'')
+    before = run_files(logdir)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        resume(logdir)
+    assert exit_info.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith(f'error: no readable checkpoint in {run_dir(logdir)} (all 2 damaged')
+    assert 'delete its step* folders' in last
+    assert run_files(logdir) == before  # the log, CSV, TensorBoard run and status are untouched
+
+
+def test_damaged_config_is_named(tmp_path, monkeypatch, capsys, caplog):
+    """A damaged config.json stops `--resume RUN` with one line naming it; a bare --resume skips
+    that run and finds the others."""
+    logdir = str(tmp_path / 'log')
+    interrupted_run(logdir, monkeypatch)
+    damaged = os.path.join(logdir, 'models', 'other')
+    os.makedirs(damaged)
+    with open(os.path.join(damaged, 'config.json'), 'w') as file:
+        file.write('{bad')
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(['--resume', damaged])
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f'error: {damaged}/config.json is not readable JSON (JSONDecodeError') and 'start a new run' in line
+    train.main(['--resume', f'--logdir={logdir}', '--seed=0'])
+    assert f'skipping a run: {damaged}/config.json is not readable JSON' in caplog.text
+    with open(os.path.join(glob.glob(os.path.join(logdir, 'models', '*-seed0-*'))[0], 'status.json')) as file:
+        assert json.load(file)['status'] == 'finished'
+
+
+def test_bare_resume_takes_the_runs_env(tmp_path, reference, monkeypatch, capsys):
+    """`--resume --seed 0` without --env: the run's env decides the env category and the flags
+    (the parser's default env, Ant-v2, is another category)."""
+    logdir = str(tmp_path / 'log')
+    interrupted_run(logdir, monkeypatch)
+    capsys.readouterr()
+    train.main(['--resume', f'--logdir={logdir}', '--seed=0'])
+    assert 'env: Pendulum-v1 (classic)' in capsys.readouterr().out
+    assert_same_run(logdir, reference)
+
+
+def test_a_running_run_cannot_be_resumed_twice(tmp_path, capsys):
+    logdir = str(tmp_path / 'log')
+    proc = start(logdir, *TORCH)
+    try:
+        wait_for(proc, is_row(0))
+        before = run_files(logdir)
+        with pytest.raises(SystemExit) as exit_info:
+            resume(logdir)
+        assert exit_info.value.code == 2
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert line == (f'error: run {os.path.basename(run_dir(logdir))} is running in another process '
+                        f'(pid {proc.pid}); let it finish, or stop it before resuming it')
+        assert all(path in run_files(logdir) for path in before)
+    finally:
+        proc.kill()
+        proc.communicate()
+    resume(logdir)  # the lock went with the process
+    assert status(logdir)['status'] == 'finished'
+
+
+def test_second_sigint_during_tests_stops_at_once(tmp_path, reference, monkeypatch, capsys):
+    """Ctrl-C during the test episodes says the run stops after them; a second one stops at once,
+    without a checkpoint of the cycle, and the resume redoes it from the last checkpoint."""
+    from learner import Tester
+    rollout, tested = Tester.rollout, []
+
+    def interrupted_twice_in_second_test(self):
+        tested.append(1)
+        if len(tested) == 2:  # the second cycle's (only) test episode
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+        return rollout(self)
+    monkeypatch.setattr(Tester, 'rollout', interrupted_twice_in_second_test)
+    logdir = str(tmp_path / 'log')
+    with pytest.raises(SystemExit) as exit_info:
+        train.main([*TINY, *TORCH, f'--logdir={logdir}'])
+    assert exit_info.value.code == 130 and status(logdir)['status'] == 'interrupted'
+    out, err = capsys.readouterr()
+    assert 'SIGINT: stopping after the test episodes of this cycle; SIGINT again stops now' in err
+    (checkpoint,) = [path for path in run_checkpoints(run_dir(logdir))][-1:]
+    assert os.path.basename(checkpoint) == 'step200-update10'
+    (line,) = [line for line in out.splitlines() if 'during the test episodes' in line]
+    assert f'to continue from {checkpoint}; resume with: ' in line and line.endswith(status(logdir)['resume'])
+    monkeypatch.undo()
+    resume(logdir)
+    assert_same_run(logdir, reference)
+
+
+def test_text_log_holds_what_the_console_showed(tmp_path):
+    """Lines printed through `logging` before the run's files exist (the backend, an env id's
+    mapping) reach its text log too, after its header."""
+    logdir = str(tmp_path / 'log')
+    flags = [flag for flag in TINY if not flag.startswith(('--env', '--alg', '--basis_alg', '--rrd', '--cycles'))]
+    result = subprocess.run([sys.executable, os.path.join(ROOT, 'train.py'), *flags, *TORCH, '--env=Swimmer-v2',
+                             '--alg=sac', '--cycles=1', f'--logdir={logdir}'], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    (text,) = glob.glob(os.path.join(logdir, 'text', '*.log'))
+    lines = open(text).read().splitlines()
+    logged = ['Swimmer-v2 needs mujoco-py; running the maintained Swimmer-v5 instead', 'backend: PyTorch']
+    assert result.stderr.splitlines() == logged
+    assert lines[0].startswith('# ') and lines[1:3] == logged and lines[3].startswith('env: Swimmer-v2')

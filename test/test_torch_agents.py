@@ -779,6 +779,16 @@ def test_checkpoint_errors(tmp_path):
         sac.load_model(wide_path)
     assert 'alg:' not in str(err.value)
 
+    adam_path = str(tmp_path / 'adam.pt')  # DQN's optimisers keep different state
+    cartpole_agent('dqn').save_model(adam_path)
+    rmsprop = cartpole_agent('dqn', '--optimizer', 'rmsprop')
+    with pytest.raises(CheckpointError, match="optimizer: checkpoint has 'adam', this run has 'rmsprop'"):
+        rmsprop.load_model(adam_path)
+    payload = torch.load(adam_path, weights_only=True)  # written before the field existed: not checked on it
+    del payload['meta']['optimizer']
+    torch.save(payload, adam_path)
+    cartpole_agent('dqn').load_model(adam_path)
+
 
 
 def test_cuda_runs_in_full_float32(monkeypatch):

@@ -276,6 +276,10 @@ class Logger:
         line = sep.join(str(value) for value in values)
         if self.echo:
             print(line, flush=True, file=file)
+        self.write_text(line)
+
+    def write_text(self, line):
+        """Append `line` to the text log only (printed elsewhere already, e.g. by `logging`)."""
         self._text.write(line + '\n')
 
     info = print
