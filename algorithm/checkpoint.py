@@ -95,6 +95,9 @@ def load_torch_payload(path, map_location='cpu'):
     weights_only=False, i.e. running code from the file) never reach the user.
     """
     if os.path.isdir(path):
+        if os.path.isfile(os.path.join(path, 'agent.pt')):  # a run checkpoint (agent_path)
+            raise CheckpointError(f'{path} is a run checkpoint folder; load the agent in it: '
+                                  f'{os.path.join(path, "agent.pt")}')
         raise CheckpointError(f'{path} is a directory, not a torch checkpoint file (TF checkpoints are '
                               'directories); load it with --use_pytorch False')
     if not os.path.isfile(path):

@@ -756,6 +756,11 @@ def test_checkpoint_errors(tmp_path):
     sac = config_agent('sac-norm')
     with pytest.raises(CheckpointError, match='no checkpoint file at .*missing.pt'):
         sac.load_model(str(tmp_path / 'missing.pt'))
+    run_checkpoint = tmp_path / 'step450-update776'  # what train.py's run checkpoints look like
+    run_checkpoint.mkdir()
+    sac.save_model(str(run_checkpoint / 'agent.pt'))
+    with pytest.raises(CheckpointError, match=f'is a run checkpoint folder; load the agent in it: {run_checkpoint}/agent.pt'):
+        sac.load_model(str(run_checkpoint))
 
     corrupt = tmp_path / 'corrupt.pt'
     corrupt.write_bytes(np.random.RandomState(0).bytes(1000))
