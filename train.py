@@ -20,7 +20,6 @@ checkpoint is kept).
 """
 import argparse
 import contextlib
-import fcntl
 import glob
 import json
 import logging
@@ -42,9 +41,9 @@ from algorithm.replay_buffer import create_buffer
 from arguments import check_run, get_args
 from envs import make_env
 from learner import Learner, Tester
-from utils.os_utils import Logger, check_name, write_atomic
+from utils.os_utils import Logger, RunLocked, check_name, hold_run, write_atomic
 
-CONFIG, STATUS, LOCK = 'config.json', 'status.json', '.lock'
+CONFIG, STATUS = 'config.json', 'status.json'
 EXIT_BAD_INPUT, EXIT_DIVERGED = 2, 3
 SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
 NOT_FLAGS = ('env_category', 'discrete', 'resume')  # parsed, but derived or per invocation
@@ -414,24 +413,12 @@ class RunLogLines(logging.Handler):
 
 @contextlib.contextmanager
 def run_lock(run_dir):
-    """Hold `<run_dir>/.lock` while this process runs the run, so that a second process (a sweep
-    restarted while its runs still go, a --resume typed too early) cannot write the same files.
-    The OS releases it however the process ends, kill -9 included."""
-    os.makedirs(run_dir, exist_ok=True)
-    with open(os.path.join(run_dir, LOCK), 'a+') as file:
-        try:
-            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            file.seek(0)
-            pid = file.read().strip()
-            raise UsageError(f'run {os.path.basename(run_dir)} is running in another process'
-                             + (f' (pid {pid})' if pid else '') + '; let it finish, or stop it before resuming '
-                             'it') from None
-        file.seek(0)
-        file.truncate()
-        file.write(f'{os.getpid()}\n')
-        file.flush()
-        yield
+    """`hold_run`, with the message of a refused command line."""
+    try:
+        with hold_run(run_dir):
+            yield
+    except RunLocked as error:
+        raise UsageError(f'{error}; let it finish, or stop it before resuming it') from None
 
 
 def restore_checkpoint(args, agent, new_buffer):

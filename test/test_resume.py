@@ -21,6 +21,7 @@ import pytest
 
 import train
 from algorithm.checkpoint import KILL_IN_CHECKPOINT, run_checkpoints
+from utils.os_utils import run_holder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Episodes of 70 steps cross cycle boundaries (cycles are 4 x 50 steps), so resuming replays a
@@ -407,9 +408,10 @@ def test_bare_resume_takes_the_runs_env(tmp_path, reference, monkeypatch, capsys
 
 def test_a_running_run_cannot_be_resumed_twice(tmp_path, capsys):
     logdir = str(tmp_path / 'log')
-    proc = start(logdir, *TORCH)
+    proc = start(logdir, *TORCH, '--cycles=1000')  # still running however slow the second process is
     try:
         wait_for(proc, is_row(0))
+        assert run_holder(run_dir(logdir)) == str(proc.pid)
         before = run_files(logdir)
         with pytest.raises(SystemExit) as exit_info:
             resume(logdir)
@@ -421,8 +423,7 @@ def test_a_running_run_cannot_be_resumed_twice(tmp_path, capsys):
     finally:
         proc.kill()
         proc.communicate()
-    resume(logdir)  # the lock went with the process
-    assert status(logdir)['status'] == 'finished'
+    assert run_holder(run_dir(logdir)) is None  # the lock went with the process
 
 
 def test_second_sigint_during_tests_stops_at_once(tmp_path, reference, monkeypatch, capsys):

@@ -12,8 +12,10 @@ Log layout under `logdir` (default 'log'), with `name` unique per run:
 Every file is created with the usual mode (0666 less the umask: 0644 by default).
 """
 import argparse
+import contextlib
 import copy
 import csv
+import fcntl
 import math
 import os
 import re
@@ -125,6 +127,48 @@ def run_name(args=None, tag='', env=None, alg=None, timestamp=None):
     parts.append(timestamp or time.strftime('%Y%m%d-%H%M%S'))
     name = '-'.join(str(part) for part in parts if part)
     return re.sub(r'[^A-Za-z0-9._+=-]', '_', name)
+
+
+RUN_LOCK = '.lock'  # in <logdir>/models/<run>/, held by the process that runs the run
+
+
+class RunLocked(RuntimeError):
+    """Another live process runs this run."""
+
+
+@contextlib.contextmanager
+def hold_run(run_dir):
+    """Hold `<run_dir>/.lock` while this process runs the run, so that no second process (a sweep
+    restarted while its runs still go, a --resume typed too early) writes the same files. The OS
+    releases it however the process ends, kill -9 included."""
+    os.makedirs(run_dir, exist_ok=True)
+    with open(os.path.join(run_dir, RUN_LOCK), 'a+') as file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            file.seek(0)
+            pid = file.read().strip()
+            raise RunLocked(f'run {os.path.basename(run_dir)} is running in another process'
+                            + (f' (pid {pid})' if pid else '')) from None
+        file.seek(0)
+        file.truncate()
+        file.write(f'{os.getpid()}\n')
+        file.flush()
+        yield
+
+
+def run_holder(run_dir):
+    """The pid (as text, '' if unknown) of the live process running the run in `run_dir`, or None."""
+    try:
+        file = open(os.path.join(run_dir, RUN_LOCK))
+    except FileNotFoundError:
+        return None
+    with file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return file.read().strip()
+        return None  # closing the file drops the probe's own lock
 
 
 def file_mode():
