@@ -21,6 +21,7 @@ checkpoint is kept).
 import argparse
 import contextlib
 import glob
+import io
 import json
 import logging
 import math
@@ -41,6 +42,7 @@ from algorithm.replay_buffer import create_buffer
 from arguments import check_run, get_args
 from envs import make_env
 from learner import Learner, Tester
+from learner.tester import TestsAborted
 from utils.os_utils import Logger, RunLocked, check_name, hold_run, write_atomic
 
 CONFIG, STATUS = 'config.json', 'status.json'
@@ -132,10 +134,6 @@ def write_status(args, run_dir, status, env_steps=0, cycles_done=0):
 
 
 # ---- stops ------------------------------------------------------------------------------------------
-class StopNow(Exception):
-    """A second SIGINT/SIGTERM during the test episodes: stop without waiting for them."""
-
-
 class StopSignals:
     """SIGINT and SIGTERM only set a flag, read by the learner between env steps and updates: the
     current update finishes, a checkpoint is written, and a second Ctrl-C during that save changes
@@ -144,7 +142,7 @@ class StopSignals:
     the run then resumes from its last checkpoint (a test cannot be saved half-way)."""
 
     def __init__(self):
-        self.signum, self.learner, self._previous = None, None, {}
+        self.signum, self.learner, self.tester, self._previous = None, None, None, {}
         self.testing = False
 
     def __enter__(self):
@@ -158,9 +156,10 @@ class StopSignals:
 
     def handle(self, signum, frame):
         if self.testing and self.signum is not None:
-            raise StopNow()
+            self.tester.abort_requested = True  # read after each test step (Tester.rollout)
+            return
         self.signum = self.signum or signum
-        self.watch(self.learner)
+        self.watch(self.learner, self.tester)
         if self.testing:
             name = signal.Signals(signum).name
             sys.stderr.write(f'{name}: stopping after the test episodes of this cycle; {name} again stops now '
@@ -174,8 +173,8 @@ class StopSignals:
         finally:
             self.testing = False
 
-    def watch(self, learner):
-        self.learner = learner
+    def watch(self, learner, tester=None):
+        self.learner, self.tester = learner, tester
         if learner is not None and self.signum is not None:
             learner.stop_requested = True
 
@@ -207,21 +206,39 @@ def find_run(resume, logdir):
     return run_dir
 
 
-def newest_matching_run(args, names):
-    """The most recently updated run in `args.logdir` whose flags agree with the given ones."""
+def run_selection(config):
+    """The flags of a saved run that decide which flags exist and the derived ones (env category,
+    discrete): its env and algorithm."""
+    return [f'--{key}={config[key]}' for key in ('env', 'alg', 'basis_alg', 'optimizer')
+            if config.get(key) is not None]
+
+
+def quietly_run_flags(config, argv):
+    """`argv` parsed as flags of the run `config` describes; None, without a word, when they are
+    not flags of that run (a bare --resume tries every run)."""
+    with contextlib.redirect_stderr(io.StringIO()):
+        try:
+            return get_args(run_selection(config) + list(argv))
+        except SystemExit:
+            return None
+
+
+def newest_matching_run(logdir, argv, names):
+    """The most recently updated run in `logdir` whose flags agree with the given ones."""
     matches = []
-    for path in glob.glob(os.path.join(glob.escape(args.logdir), 'models', '*', CONFIG)):
+    for path in glob.glob(os.path.join(glob.escape(logdir), 'models', '*', CONFIG)):
         try:
             config = read_json(path)
         except UsageError as error:  # one damaged run must not hide the others
             logging.getLogger(__name__).warning('skipping a run: %s', error)
             continue
-        if not differences(config, args, names):
+        args = quietly_run_flags(config, argv)
+        if args is not None and not differences(config, args, names):
             status = os.path.join(os.path.dirname(path), STATUS)
             matches.append((os.path.getmtime(status if os.path.exists(status) else path), os.path.dirname(path)))
     if not matches:
         given = ' '.join(f'--{name}' for name in sorted(names)) or 'no flags'
-        raise UsageError(f'--resume: no run in {args.logdir}/models matches the flags given ({given}); '
+        raise UsageError(f'--resume: no run in {logdir}/models matches the flags given ({given}); '
                          f'name the run (--resume RUN) or start a new one without --resume')
     return max(matches)[1]
 
@@ -241,12 +258,9 @@ def parse_args(argv):
     if known.resume:
         run_dir = find_run(known.resume, known.logdir)
     else:
-        run_dir = newest_matching_run(get_args(argv), names)
+        run_dir = newest_matching_run(known.logdir, argv, names)
     config = read_json(os.path.join(run_dir, CONFIG))
-    # the run's selection decides which flags exist and the derived ones (env category, discrete)
-    selection = [f'--{key}={config[key]}' for key in ('env', 'alg', 'basis_alg', 'optimizer')
-                 if config.get(key) is not None]
-    args = get_args(selection + list(argv))
+    args = get_args(run_selection(config) + list(argv))
     diffs = differences(config, args, names)
     if diffs:
         raise UsageError(f'--resume {os.path.basename(run_dir)}: {"; ".join(diffs)}; a resumed run '
@@ -357,7 +371,7 @@ class Training:
     def train(self, stop):
         """Run the remaining cycles; returns the exit status."""
         self.write_status('running')
-        stop.watch(self.learner)
+        stop.watch(self.learner, self.tester)
         while self.cycles_done < self.total_cycles:
             if not self.learner.cycle():
                 break
@@ -365,7 +379,7 @@ class Training:
                 if not self.end_cycle(stop):
                     self.write_status('diverged')
                     return EXIT_DIVERGED
-            except StopNow:
+            except TestsAborted:
                 self.write_status('interrupted')
                 kept = self.last_checkpoint[0] if self.last_checkpoint else 'its start'
                 self.logger.print(f'stopped by {signal.Signals(stop.signum).name} during the test episodes at env '
@@ -410,6 +424,9 @@ class RunLogLines(logging.Handler):
             logger.write_text(line)
         self.lines, self.logger = [], logger
 
+    def detach(self):
+        self.logger = None  # its text log closes
+
 
 @contextlib.contextmanager
 def run_lock(run_dir):
@@ -427,18 +444,22 @@ def restore_checkpoint(args, agent, new_buffer):
     checkpoint (a crash or a full disk while it was written) is skipped with a line saying so."""
     for stale in glob.glob(os.path.join(glob.escape(args.resume), '.tmp-ckpt-*')):
         shutil.rmtree(stale, ignore_errors=True)  # a checkpoint write that was killed
-    checkpoints, buffer = run_checkpoints(args.resume), new_buffer()
+    checkpoints, buffer, damaged = run_checkpoints(args.resume), new_buffer(), []
     for path in reversed(checkpoints):
         try:
             state = load_run_state(path)
             agent.load_model(agent_path(path, args.backend))
             if state['buffer'] is not None:
                 load_run_buffer(buffer, path, state['buffer'])
-            return path, state, buffer
         except CheckpointError as error:
             logging.getLogger(__name__).warning('skipping a damaged checkpoint: %s', error)
+            damaged.append(path)
             buffer = None  # partly filled: drop it before allocating the next
             buffer = new_buffer()
+            continue
+        for skipped in damaged:  # kept for a look, out of the way of --keep_checkpoints
+            os.replace(skipped, os.path.join(args.resume, 'damaged-' + os.path.basename(skipped)))
+        return path, state, buffer
     if checkpoints:
         raise CheckpointError(f'no readable checkpoint in {args.resume} (all {len(checkpoints)} damaged, see '
                               f'above); start a new run, or delete its step* folders to start this one over')
@@ -487,6 +508,7 @@ def train_run(args, stop, log_lines):
             buffer = new_buffer()
         logger = held.enter_context(Logger(args, name=name, resume=logger_state))
         log_lines.attach(logger)
+        held.callback(log_lines.detach)
         if args.resume is None:
             held.enter_context(run_lock(logger.run_dir))
             write_json(os.path.join(logger.run_dir, CONFIG),
@@ -520,7 +542,7 @@ def main(argv=None):
                           f'nothing to resume')
                     return None
             status, tester = run(args, stop)
-        except (ValueError, BackendError) as error:  # UsageError, CheckpointError: found after parsing
+        except (UsageError, CheckpointError, BackendError) as error:  # bad input found after parsing
             sys.stderr.write(f'error: {error}\n')
             sys.exit(EXIT_BAD_INPUT)
         except MemoryError as error:

@@ -257,6 +257,5 @@ def load_run_state(path):
     try:
         with open(os.path.join(path, STATE_FILE), 'rb') as file:
             return pickle.load(file)
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError) as error:
-        raise CheckpointError(f'{path} is not a readable run checkpoint ({type(error).__name__}); '
-                              f'delete it to resume from the one before') from None
+    except Exception as error:  # damaged bytes make pickle raise almost any type
+        raise CheckpointError(f'{path} is not a readable run checkpoint ({type(error).__name__})') from None

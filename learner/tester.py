@@ -5,9 +5,14 @@ from learner.diagnostics import ProxyDiagnostics
 from learner.learner import random_action
 
 
+class TestsAborted(Exception):
+    """The test episodes were cut short on request (a second stop signal, train.StopSignals)."""
+
+
 class Tester:
     def __init__(self, args, env, agent, logger):
         self.args, self.env, self.agent, self.logger = args, env, agent, logger
+        self.abort_requested = False
         self.seed = args.seed + 1  # first reset only; later episodes continue the env's RNG
         self.steps, self.returns, self.stds = [], [], []
         self.diagnostics = ProxyDiagnostics(agent) if args.alg == 'rrd' else None
@@ -28,6 +33,8 @@ class Tester:
             if self.diagnostics:
                 self.diagnostics.add(obs, action, obs_next, step_info['dense_reward'])
             obs, done = obs_next, terminated or truncated
+            if self.abort_requested:
+                raise TestsAborted()
         if self.diagnostics:
             self.diagnostics.end_episode()
         return self.env.env_info

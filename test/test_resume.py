@@ -356,6 +356,9 @@ def test_a_damaged_newest_checkpoint_is_skipped(tmp_path, reference, monkeypatch
     log = open(text).read()  # what the console showed, logged lines included
     assert f'skipping a damaged checkpoint: {newest}' in log and 'allow_pickle' not in log
     assert f'resumed from {older}' in log
+    # set aside, so the checkpoints kept from now on are readable ones
+    kept = os.path.join(run_dir(logdir), 'damaged-' + os.path.basename(newest))
+    assert os.path.isfile(os.path.join(kept, target)) and newest not in run_checkpoints(run_dir(logdir))
 
 
 def test_no_readable_checkpoint_is_one_error_before_any_write(tmp_path, monkeypatch, capsys):
@@ -467,3 +470,22 @@ def test_text_log_holds_what_the_console_showed(tmp_path):
     logged = ['Swimmer-v2 needs mujoco-py; running the maintained Swimmer-v5 instead', 'backend: PyTorch']
     assert result.stderr.splitlines() == logged
     assert lines[0].startswith('# ') and lines[1:3] == logged and lines[3].startswith('env: Swimmer-v2')
+
+
+def test_bare_resume_reads_flags_as_each_runs_flags(tmp_path, capsys):
+    """Flags only some configurations have (DQN's --double) select among the runs of a logdir:
+    each run's env and algorithm decide which flags exist, not the parser's default env."""
+    logdir = str(tmp_path / 'log')
+    flags = ['--env=CartPole-v1', '--alg=dqn', '--epochs=1', '--cycles=1', '--iterations=2', '--timesteps=50',
+             '--warmup=50', '--batch_size=16', '--buffer_size=1000', '--test_rollouts=1', '--test_timesteps=50']
+    train.main([*flags, *TORCH, f'--logdir={logdir}'])
+    path = os.path.join(run_dir(logdir), 'status.json')
+    with open(path) as file:
+        saved = json.load(file)
+    with open(path, 'w') as file:  # as if killed right after its last checkpoint
+        json.dump(dict(saved, status='running'), file)
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(['--resume', f'--logdir={logdir}', '--double=True'])
+    assert exit_info.value.code == 2 and 'no run in' in capsys.readouterr().err
+    train.main(['--resume', f'--logdir={logdir}', '--double=False'])
+    assert 'env: CartPole-v1 (classic)' in capsys.readouterr().out and status(logdir)['status'] == 'finished'

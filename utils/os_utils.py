@@ -15,7 +15,8 @@ import argparse
 import contextlib
 import copy
 import csv
-import fcntl
+import errno
+import logging
 import math
 import os
 import re
@@ -24,6 +25,11 @@ import tempfile
 import time
 
 import numpy as np
+
+try:
+    import fcntl
+except ImportError:  # Windows: runs go unlocked
+    fcntl = None
 
 _TRUE = ('true', 'yes', '1')
 _FALSE = ('false', 'no', '0')
@@ -144,12 +150,18 @@ def hold_run(run_dir):
     os.makedirs(run_dir, exist_ok=True)
     with open(os.path.join(run_dir, RUN_LOCK), 'a+') as file:
         try:
-            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if fcntl is not None:
+                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             file.seek(0)
             pid = file.read().strip()
             raise RunLocked(f'run {os.path.basename(run_dir)} is running in another process'
                             + (f' (pid {pid})' if pid else '')) from None
+        except OSError as error:
+            if error.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+                raise
+            logging.getLogger(__name__).warning('%s has no file locks (%s): nothing stops a second process '
+                                                'from resuming this run while it goes', run_dir, error.strerror)
         file.seek(0)
         file.truncate()
         file.write(f'{os.getpid()}\n')
@@ -162,6 +174,9 @@ def run_holder(run_dir):
     try:
         file = open(os.path.join(run_dir, RUN_LOCK))
     except FileNotFoundError:
+        return None
+    if fcntl is None:
+        file.close()
         return None
     with file:
         try:
