@@ -2,6 +2,7 @@
 import json
 import os
 import re
+import shutil
 import sys
 import types
 
@@ -19,9 +20,9 @@ def run_name(env, alg, backend, seed, tag='exp'):
     return f'{tag}-{env}-{alg}-{backend}-seed{seed}-20240101-12000{seed}'
 
 
-def write_run(logdir, env, alg, backend, seed, returns, steps=STEPS, config=True, tag='exp'):
+def write_run(logdir, env, alg, backend, seed, returns, steps=STEPS, config=True, tag='exp', name=None):
     """A run as train.py leaves it: rews/<tag>/<run>/<env>.npz, csv/<run>.csv, models/<run>/config.json."""
-    name = run_name(env, alg, backend, seed, tag)
+    name = name or run_name(env, alg, backend, seed, tag)
     folder = logdir / 'rews' / tag / name
     folder.mkdir(parents=True)
     returns = np.asarray(returns, np.float64)
@@ -109,6 +110,10 @@ def test_run_names():
         ['Hopper-v2', 'rrd-sac', 'torch', 'hop-rrdsac-torch-s0']
     assert runs.parse_run_name('PongNoFrameskip-v4-dqn-seed1-20240101-120000')['backend'] == 'unknown'
     assert runs.parse_run_name('not-a-run') is None
+    # tools/sweep.py's names (and other --run_name names) have no time
+    assert runs.parse_run_name('paper-Hopper-v2-rrd-l-tf-seed12') == {
+        'env': 'Hopper-v2', 'alg': 'rrd-l', 'backend': 'tf', 'seed': 12, 'tag': 'paper',
+        'run': 'paper-Hopper-v2-rrd-l-tf-seed12'}
     assert runs.guess_from_names(['RRD Hopper-v2 seed2']) == {'alg': 'rrd', 'seed': 2}
 
 
@@ -139,9 +144,42 @@ def test_a_logdir_reads_each_run_once(logdir, tmp_path):
     notes = []
     found = runs.find_runs([str(logdir)], note=notes.append)
     assert len(found) == 12  # 2 envs x 2 algs x 3 seeds, each both as npz and CSV
-    assert any('both as npz and CSV' in line for line in notes)
+    assert notes == ['note: 12 run(s) found more than once (as npz and CSV, or by several patterns): '
+                     'read each once, from its longer log']
     np.savez(logdir / 'models' / 'buffer.npz', x=np.zeros(2))  # checkpoints are not searched
     assert len(runs.find_runs([str(logdir)], note=notes.append)) == 12
+
+
+def test_a_run_named_by_several_patterns_is_read_once(logdir, tmp_path):
+    """Each run once, with the label of the first pattern that names it."""
+    def load(*argv):
+        return plot.load(plot.build_parser().parse_args(['curves', *map(str, argv)]))[0]
+    found = load(logdir / 'rews', logdir / 'csv', '--labels', 'npz', 'csv')
+    assert len(found) == 12 and {run['label'] for run in found} == {'npz'}
+    one = logdir / 'csv' / f'{run_name("Hopper-v2", "sac", "torch", 0)}.csv'
+    assert len(load(logdir, one)) == 12
+    found = load(one, logdir)
+    assert len(found) == 12 and [run['label'] for run in found if run['run'] == one.stem] == [str(one)]
+
+
+def test_runs_without_checkpoints_are_read_once(tmp_path):
+    """With models/ deleted (to free space), a sweep's run and a --run_name run are each one run,
+    their metadata from the name; a sweep's own tables are no logs."""
+    log = tmp_path / 'log'
+    sweep_run = write_run(log, 'Hopper-v2', 'rrd-sac', 'torch', 2, STEPS / 10.0, tag='paper',
+                          name='paper-Hopper-v2-rrd-sac-torch-seed2')
+    named = write_run(log, 'Walker2d-v2', 'sac', 'tf', 0, STEPS / 10.0, tag='', name='my_run')
+    shutil.rmtree(log / 'models')
+    (log / 'sweeps' / 'paper').mkdir(parents=True)
+    (log / 'sweeps' / 'paper' / 'summary.csv').write_text('run,status,steps,final,best,wall\n')
+    notes = []
+    found = {run['run']: run for run in runs.find_runs([str(log)], note=notes.append)}
+    assert sorted(found) == [named, sweep_run]
+    assert notes == ['note: 2 run(s) found more than once (as npz and CSV, or by several patterns): '
+                     'read each once, from its longer log']
+    assert found[sweep_run].meta == {'env': 'Hopper-v2', 'alg': 'rrd-sac', 'backend': 'torch', 'seed': 2,
+                                     'tag': 'paper', 'run': sweep_run}
+    assert found[named]['env'] == 'Walker2d-v2'  # from its npz's file name: the CSV does not say
 
 
 # ---- curves --------------------------------------------------------------------------------------
@@ -229,12 +267,29 @@ def test_labels_name_patterns(logdir, tmp_path):
     ([], 'give the runs to plot'),
     (['aggregate', 'LOG'], 'no normalisation for Hopper-v2'),
     (['aggregate', 'LOG', '--norm', 'Hopper-v2=0'], 'expected ENV=MIN,MAX'),
+    (['LOG', '--reps', '0'], '--reps 0: give the number of bootstrap resamples, at least 1'),
+    (['aggregate', 'LOG', '--norm', 'Hopper-v2=0,1', '--reps', '-1'], '--reps -1'),
 ])
 def test_bad_input_is_one_line(logdir, tmp_path, monkeypatch, argv, message):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exit_info:
         plot.main([str(logdir) if arg == 'LOG' else arg for arg in argv])
     assert str(exit_info.value).startswith('error: ') and message in str(exit_info.value)
+    assert '\n' not in str(exit_info.value)
+
+
+@pytest.mark.parametrize('table, message', [
+    ('{"Hopper-v2": 3500}', 'expected {"ENV": [MIN, MAX], ...}; \'Hopper-v2\' has 3500'),
+    ('{"Hopper-v2": "0,3500"}', 'expected {"ENV": [MIN, MAX], ...}; \'Hopper-v2\' has \'0,3500\''),
+    ('[1, 2]', 'expected {"ENV": [MIN, MAX], ...}, not list [1, 2]'),
+    ('{"Hopper-v2": [0, 1', 'is not JSON'),
+])
+def test_bad_norm_files_are_one_line(logdir, tmp_path, table, message):
+    norm = tmp_path / 'n.json'
+    norm.write_text(table)
+    with pytest.raises(SystemExit) as exit_info:
+        plot.main(['aggregate', str(logdir), '--norm', str(norm), '--out', str(tmp_path / 'a.png')])
+    assert str(exit_info.value).startswith(f'error: --norm {norm}') and message in str(exit_info.value)
     assert '\n' not in str(exit_info.value)
 
 

@@ -13,6 +13,7 @@ import time
 import pytest
 
 from tools import sweep
+from utils.os_utils import hold_run
 
 needs_ray = pytest.mark.skipif(importlib.util.find_spec('ray') is None,
                                reason='Ray is an extra: pip install -r requirements-extra.txt')
@@ -89,6 +90,33 @@ def test_grid_file_with_flags_winning(tmp_path, capsys):
 
 
 @needs_yaml
+@pytest.mark.parametrize('line, message', [
+    ('variants: {k: 5}', 'variants: k must be train.py flags (a string or a list of strings), not 5'),
+    ('variants: [k]', "variants must map names to train.py flags (e.g. k8: --alg=rrd --rrd_sample_size=8), not ['k']"),
+    ('seeds: {a: 1}', "seeds must be a string or a list of strings, not {'a': 1}"),
+    ('name: [a]', "name must be a string, not ['a']"),
+    ('overrides: 10', 'overrides must be train.py flags (a string or a list of strings), not 10'),
+])
+def test_grid_file_values_of_a_wrong_type_are_one_line_errors(tmp_path, capsys, line, message):
+    grid = tmp_path / 'grid.yaml'
+    grid.write_text(f'name: g\nenvs: [Pendulum-v1]\nalgs: [sac]\n{line}\n')
+    assert sweep.main(['run', '--grid', str(grid), '--dry_run']) == 2
+    assert capsys.readouterr().err == f'error: grid file {grid}: {message}\n'
+
+
+@needs_yaml
+def test_grid_file_numbers_mean_text(tmp_path, capsys):
+    """YAML reads these as numbers; each means the text it shows."""
+    grid = tmp_path / 'grid.yaml'
+    grid.write_text('name: 2024\nenvs: [123]\nalgs: [k]\nseeds: 3\noverrides: [--epochs, 10]\nlogdir: 5\n'
+                    'variants: {k: [--alg=sac, --gamma, 0.9]}\n')
+    assert sweep.main(['run', '--grid', str(grid), '--dry_run']) == 0
+    assert capsys.readouterr().out.split() == [
+        sweep.TRAIN, '--env=123', '--alg=sac', '--gamma', '0.9', '--use_pytorch=True', '--seed=3', '--tag=2024',
+        f'--logdir={os.path.abspath("5")}', '--epochs', '10', '--run_name=2024-123-k-torch-seed3', '--threads=1']
+
+
+@needs_yaml
 @pytest.mark.parametrize('grid, cells', [('mujoco-paper.yaml', 8 * 3 * 30), ('backend-equivalence.yaml', 2 * 10)])
 def test_example_grids_expand(grid, cells, capsys):
     assert sweep.main(['run', '--grid', os.path.join(REPO, 'tools', 'sweeps', grid), '--dry_run']) == 0
@@ -116,6 +144,61 @@ def test_cells_keep_their_flags(tmp_path):
     assert len(record.cells()) == 3
     with pytest.raises(sweep.SweepError, match=r'already ran with other flags \(differing: --epochs=2\)'):
         record.merge_cells(sweep.expand('s', ['Pendulum-v1'], ['sac'], ['torch'], [0], ['--epochs=2']))
+
+
+def test_finished_cells_are_not_sized_again(tmp_path, capsys):
+    """A re-run of a sweep that is done needs no memory for the buffers of its cells (the machine
+    may be a smaller one now): nothing is sized, nothing fails."""
+    done, diverged = sweep.expand('s', ['Pendulum-v1'], ['sac'], ['torch'], [0, 1])
+    for cell, status in ((done, 'finished'), (diverged, 'diverged')):
+        os.makedirs(tmp_path / 'models' / cell.run)
+        (tmp_path / 'models' / cell.run / 'status.json').write_text(json.dumps({'status': status}))
+    argv = ['run', '--name', 's', '--envs', 'Pendulum-v1', '--algs', 'sac', '--seeds', '0-1', '--logdir', str(tmp_path),
+            '--', '--buffer_size=1000000000000']  # 20 TiB: the buffer's own check refuses it on any machine
+    assert sweep.main(argv) == 0, capsys.readouterr().err
+    assert 'sweep s: 2 cells, 2 already done, 0 to run, 0 rejected' in capsys.readouterr().out
+
+
+def test_a_second_driver_of_a_sweep_is_refused(tmp_path, capsys):
+    """Two drivers of one sweep would launch the same cells; the second stops before it reads
+    anything (the cluster address would fail only later)."""
+    with hold_run(str(tmp_path / 'sweeps' / 's')):  # the first driver
+        assert sweep.main(['run', '--name', 's', '--envs', 'Pendulum-v1', '--algs', 'sac', '--logdir', str(tmp_path),
+                           '--address', '127.0.0.1:1']) == 2
+    assert capsys.readouterr().err == (f'error: sweep s is already running in another process (pid {os.getpid()}); '
+                                       f'let it finish, or stop it (Ctrl-C) before running it again\n')
+
+
+def test_a_cell_decides_how_to_start_as_it_starts(tmp_path):
+    """A cell's process is chosen when it starts, not when it was queued: a fresh start, a resume
+    once train.py created the run, nothing while another process runs it. Its failure is read
+    from its own output."""
+    fake = tmp_path / 'fake_train.py'
+    fake.write_text('import sys\nprint("training", sys.argv[1])\nraise ValueError("boom")\n')
+    run_dir, out = tmp_path / 'models' / 'r', tmp_path / 'r.out'
+    out.write_text('error: the failure of an earlier process\n')
+    fresh, resume = ([sys.executable, str(fake), mode] for mode in ('fresh', 'resume'))
+
+    def run_cell():
+        return sweep.CellProcess().run(fresh, resume, str(run_dir), {}, str(out))
+    result = run_cell()
+    assert result['rc'] == 1 and result['holder'] is None
+    assert 'training fresh' in out.read_text()
+    assert sweep.failure_line(str(out), result['offset']) == 'ValueError: boom'
+    run_dir.mkdir(parents=True)
+    (run_dir / 'config.json').write_text('{}')  # train.py created the run since
+    result = run_cell()
+    assert 'training resume' in out.read_text()[result['offset']:]
+    with hold_run(str(run_dir)):  # a live run of another process
+        before = out.read_text()
+        result = run_cell()
+    assert result['holder'] == str(os.getpid()) and result['rc'] is None
+    assert out.read_text() == before  # not started
+    # another process writing to the same log after this one: train.py's error line wins
+    with open(out, 'a') as log:
+        offset = log.tell()
+        log.write('error: --gamma must be in [0, 1], got 2.0\n  epoch 3 of another process\n')
+    assert sweep.failure_line(str(out), offset) == 'error: --gamma must be in [0, 1], got 2.0'
 
 
 def test_progress_eta_counts_the_steps_of_ended_cells():
@@ -240,6 +323,25 @@ def test_rerun_skips_finished_cells(grid_sweep):
     assert 'sweep grid: 6 cells, 4 already done, 0 to run, 2 rejected' in out
     log = (tmp_path / 'log' / 'sweeps' / 'grid' / 'grid-Pendulum-v1-sac-torch-seed0.out').read_text()
     assert log.count('# sweep: ') == 1  # launched once, by the first sweep
+
+
+@needs_ray
+def test_a_cell_running_in_another_process_is_left_alone(tmp_path):
+    """A sweep restarted while its old cells still run reports them running, not failed, and
+    starts no second process on them."""
+    run = 'live-Pendulum-v1-sac-torch-seed0'
+    folder = tmp_path / 'log' / 'sweeps' / 'live'
+    folder.mkdir(parents=True)
+    (folder / f'{run}.out').write_text('  epoch 3 of the old process\n')
+    with hold_run(str(tmp_path / 'log' / 'models' / run)):  # the old sweep's train.py
+        (tmp_path / 'log' / 'models' / run / 'config.json').write_text('{}')
+        (tmp_path / 'log' / 'models' / run / 'status.json').write_text(json.dumps({'status': 'running'}))
+        rc, out, err = finish(start_sweep(tmp_path, 'live', ['sac'], [0]))
+    assert rc == 0, out + err
+    assert f'running  {run} in another process (pid {os.getpid()}): not started here' in out
+    assert 'FAILED' not in out and f'| {run} | running |' in out
+    assert not (folder / 'events.jsonl').exists()  # no process of this sweep ended
+    assert (folder / f'{run}.out').read_text() == '  epoch 3 of the old process\n'
 
 
 @needs_ray

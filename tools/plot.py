@@ -191,17 +191,30 @@ def parse_norm(items):
     """{env: (min, max)} from 'ENV=MIN,MAX' items or one JSON file {"ENV": [MIN, MAX]}."""
     if len(items) == 1 and items[0].endswith('.json'):
         with open(items[0]) as file:
-            table = json.load(file)
-        return {env: tuple(float(v) for v in bounds) for env, bounds in table.items()}
+            try:
+                table = json.load(file)
+            except ValueError as error:
+                raise ValueError(f'--norm {items[0]} is not JSON ({error})') from None
+        expected = f'--norm {items[0]}: expected {{"ENV": [MIN, MAX], ...}}'
+        if not isinstance(table, dict):
+            raise ValueError(f'{expected}, not {type(table).__name__} {table!r}')
+        return {env: bounds_pair(bounds, f'{expected}; {env!r} has {bounds!r}') for env, bounds in table.items()}
     norms = {}
     for item in items:
         env, _, bounds = item.partition('=')
-        try:
-            low, high = (float(v) for v in bounds.split(','))
-        except ValueError:
-            raise ValueError(f'--norm {item!r}: expected ENV=MIN,MAX (e.g. Hopper-v2=0,3500) or a .json file')
-        norms[env] = (low, high)
+        norms[env] = bounds_pair(bounds.split(','), f'--norm {item!r}: expected ENV=MIN,MAX (e.g. Hopper-v2=0,3500) '
+                                                    f'or a .json file')
     return norms
+
+
+def bounds_pair(bounds, error):
+    """(min, max) as floats from a list of two numbers, else ValueError(`error`)."""
+    if isinstance(bounds, list) and len(bounds) == 2:
+        try:
+            return float(bounds[0]), float(bounds[1])
+        except (TypeError, ValueError):
+            pass
+    raise ValueError(error)
 
 
 def reference_norms(runs, fraction):
@@ -395,11 +408,10 @@ def load(opts):
     unknown = [key for key in keys if key not in GROUP_KEYS]
     if unknown:
         raise ValueError(f'unknown --group key {unknown[0]!r}: use any of {", ".join(GROUP_KEYS)}')
-    runs = []
-    for i, pattern in enumerate(opts.runs):
-        label = {'label': opts.labels[i]} if opts.labels else {}
-        runs += find_runs([pattern], dict(label=pattern) | label)
-    return runs, keys
+    if opts.reps < 1:
+        raise ValueError(f'--reps {opts.reps}: give the number of bootstrap resamples, at least 1')
+    labels = [{'label': label} for label in opts.labels or opts.runs]
+    return find_runs(opts.runs, per_pattern=labels), keys
 
 
 def add_run_arguments(parser):

@@ -9,7 +9,8 @@ its metadata (`FIELDS`). Formats read:
     every cycle, so also usable for runs stopped before an epoch end);
   - the original TF1 release's npz, whose only key `info` holds (step, return) rows.
 Metadata come from `<logdir>/models/<run>/config.json` (the run's flags) when it exists, else
-from the run name `<tag>-<env>-<alg>[-<basis_alg>]-<backend>-seed<seed>-<YYYYmmdd-HHMMSS>`, else
+from the run name `<tag>-<env>-<alg>[-<basis_alg>]-<backend>-seed<seed>[-<YYYYmmdd-HHMMSS>]`
+(tools/sweep.py's names have no time), else
 (earlier layout, original release) as well as the folder and file names allow; what cannot be
 told is 'unknown' (None for the seed). Callers override fields with `overrides`.
 """
@@ -29,10 +30,11 @@ ORIGINAL = 'tf1-original'
 UNKNOWN = 'unknown'
 BASE_ALGS = ('rrd', 'ircr')
 BASIS_ALGS = ('sac', 'td3', 'ddpg', 'dqn')
-SKIPPED_FOLDERS = ('models', 'board', 'text')  # hold no test-return logs (checkpoints may be npz)
+# Hold no test-return logs: checkpoints (may be npz), TensorBoard, text, sweep tables (CSV).
+SKIPPED_FOLDERS = ('models', 'board', 'text', 'sweeps')
 
 _RUN_NAME = re.compile(r'^(?P<head>.+?)(?:-(?P<backend>torch|tf))?-seed(?P<seed>\d+)'
-                       r'-(?P<time>\d{8}-\d{6})(?:-\d+)?$')
+                       r'(?:-(?P<time>\d{8}-\d{6})(?:-\d+)?)?$')
 _ENV_ID = re.compile(r'(?:^|-)([A-Za-z][A-Za-z0-9_]*-v\d+)(?=-|$)')
 _SEED = re.compile(r'(?:seed[-_=\s]?|(?:^|[-_\s])s)(\d+)(?=$|[-_\s.])')
 
@@ -50,7 +52,7 @@ class Run:
 
 # ---- run names and metadata ----------------------------------------------------------------------
 def parse_run_name(name, env=None):
-    """Metadata of a run name `<tag>-<env>-<alg>[-<basis_alg>]-<backend>-seed<seed>-<time>`, or
+    """Metadata of a run name `<tag>-<env>-<alg>[-<basis_alg>]-<backend>-seed<seed>[-<time>]`, or
     None if `name` is not one. `env` (known from the npz file name) disambiguates tags and env
     ids that contain '-'."""
     match = _RUN_NAME.match(name)
@@ -133,6 +135,10 @@ def _metadata(path, original, env):
         if meta:
             meta['env'] = meta.get('env') or env
             return meta
+        if len(names) > 1 or os.path.isfile(os.path.join(logdir, 'csv', f'{run}.csv')):
+            # rews/<tag>/<run>/, or rews/<run>/ beside the run's CSV (not the earlier rews/<tag>/):
+            # the run's own name, as its CSV has, so that the two are found to be one run
+            return guess_from_names([run]) | {'env': env, 'tag': '/'.join(names[:-1]), 'run': run}
     folders = names or [os.path.basename(os.path.dirname(os.path.abspath(path)))]
     meta = guess_from_names(folders[::-1])
     meta.update(env=env, tag=folders[0] if names else folders[-1], run='/'.join([*folders[-1:], env]))
@@ -206,14 +212,16 @@ def _logs_in(folder):
     return found
 
 
-def find_runs(patterns, overrides=None, note=print):
+def find_runs(patterns, overrides=None, note=print, per_pattern=None):
     """Runs named by files, folders (searched recursively) or glob patterns, in order.
 
     A pattern that matches nothing, or a named file that is no log, is an error. Files found
-    inside a folder that are no log are skipped with a note. A run found both as npz and CSV
-    (a whole logdir given) is read once, from the log with more evaluations."""
-    runs, seen = [], {}
-    for pattern in patterns:
+    inside a folder that are no log are skipped with a note. A run found more than once (as npz
+    and CSV in a whole logdir, or named by several patterns) is read once, from the log with more
+    evaluations. `per_pattern`: fields set on the runs of each pattern (e.g. a label); a run
+    named by several patterns gets the first's."""
+    found = []  # (pattern index, run)
+    for index, pattern in enumerate(patterns):
         matches = sorted(glob.glob(os.path.expanduser(pattern), recursive=True))
         if not matches:
             raise ValueError(f'no log matches {pattern!r}')
@@ -221,26 +229,31 @@ def find_runs(patterns, overrides=None, note=print):
             if os.path.isdir(match):
                 for path in _logs_in(match):
                     try:
-                        runs.append(read_run(path, overrides))
+                        found.append((index, read_run(path, overrides)))
                     except (ValueError, OSError, KeyError) as error:
                         note(f'note: skipped {path}: {error}')
             else:
-                runs.append(read_run(match, overrides))
-    if not runs:
+                found.append((index, read_run(match, overrides)))
+    if not found:
         raise ValueError(f'no run logs found in {" ".join(patterns)}')
-    kept, doubles = [], 0
-    for run in runs:
+    kept, doubles = {}, 0  # (logdir, run name) -> [first pattern index, its longest log]
+    for index, run in found:
         key = (_logdir_of(run.path), run['run'])
-        if key in seen:
-            doubles += 1
-            if run.steps.size > seen[key].steps.size:
-                kept[kept.index(seen[key])] = seen[key] = run
+        if key not in kept:
+            kept[key] = [index, run]
             continue
-        seen[key] = run
-        kept.append(run)
+        doubles += 1
+        first = kept[key][1]
+        longer, other = (run, first) if run.steps.size > first.steps.size else (first, run)
+        # what one log cannot tell, the other may (a CSV of a run named freely: its env)
+        longer.meta.update({name: value for name, value in other.meta.items() if longer[name] in (UNKNOWN, None)})
+        kept[key][1] = longer
     if doubles:
-        note(f'note: {doubles} run(s) found both as npz and CSV: read each once, from its longer log')
-    return kept
+        note(f'note: {doubles} run(s) found more than once (as npz and CSV, or by several patterns): '
+             f'read each once, from its longer log')
+    for index, run in kept.values():
+        run.meta.update(per_pattern[index] if per_pattern else {})  # the first pattern's, whichever log won
+    return [run for _, run in kept.values()]
 
 
 def _logdir_of(path):

@@ -13,9 +13,12 @@ optional basis algorithm (`sac`, `rrd`, `rrd-sac`, `ircr-td3`), the paper's RRD-
 file's `variants:` (name -> train.py flags). Flags after `--` go to every cell.
 
 Re-running a sweep is safe: cells whose `models/<run>/status.json` says finished (or diverged:
-it would diverge again) are skipped, cells that train.py created (`models/<run>/config.json`)
-continue with `train.py --resume <run>` and their saved flags, the rest start. A failed cell
-is reported with its console log, `<logdir>/sweeps/<sweep>/<run>.out`, and the others go on.
+it would diverge again) are skipped; as each of the others gets its turn, a cell whose run is live
+in another process (its `models/<run>/.lock` held) is reported as running elsewhere and left
+alone, one that train.py created (`models/<run>/config.json`) continues with
+`train.py --resume <run>` and its saved flags, and the rest start. A failed cell is reported with
+its console log, `<logdir>/sweeps/<sweep>/<run>.out`, and the others go on. One process drives a
+sweep at a time (it holds `<logdir>/sweeps/<sweep>/.lock`); a second is refused.
 Ctrl-C (or SIGTERM) sends SIGINT to the running cells, which checkpoint and exit; the same
 command then continues. If the sweep itself is killed, its Ray workers die and each cell's
 train.py gets SIGTERM (it checkpoints too).
@@ -66,7 +69,7 @@ if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 from arguments import ALGS, BASIS_ALGS, ArgumentParser, get_args  # noqa: E402
-from utils.os_utils import format_seconds, write_atomic  # noqa: E402
+from utils.os_utils import RunLocked, format_seconds, hold_run, run_holder, write_atomic  # noqa: E402
 
 TRAIN = os.path.join(REPO, 'train.py')
 INSTALL_HINT = 'pip install -r requirements-extra.txt'
@@ -193,11 +196,36 @@ def load_grid_file(path):
     if not isinstance(grid, dict) or set(grid) - set(keys):
         extra = sorted(set(grid) - set(keys)) if isinstance(grid, dict) else 'not a mapping'
         raise SweepError(f'grid file {path}: unexpected {extra}; allowed keys: {", ".join(keys)}')
-    if isinstance(grid.get('overrides'), str):
-        grid['overrides'] = shlex.split(grid['overrides'])
-    for key in ('envs', 'algs', 'backends', 'seeds'):
-        if key in grid and not isinstance(grid[key], list):
-            grid[key] = [grid[key]]  # `seeds: 0-9`, `envs: Hopper-v2`
+    grid = {key: value for key, value in grid.items() if value is not None}  # `envs:` left empty
+
+    def as_text(value, key, expected='a string'):
+        """YAML reads `name: 2024` or `[--epochs, 10]` as numbers: they mean text."""
+        if isinstance(value, str) or isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise SweepError(f'grid file {path}: {key} must be {expected}, not {value!r}')
+
+    def texts(value, key, flags=False):
+        """A list of strings from a list or one value (`seeds: 0-9`, `envs: Hopper-v2`); train.py
+        flags may be one string, split as a shell would."""
+        if flags and isinstance(value, str):
+            return shlex.split(value)
+        if not isinstance(value, list) and flags:
+            raise SweepError(f'grid file {path}: {key} must be train.py flags (a string or a list '
+                             f'of strings), not {value!r}')
+        return [as_text(item, key, 'a string or a list of strings')
+                for item in (value if isinstance(value, list) else [value])]
+    for key in ('name', 'logdir'):
+        if key in grid:
+            grid[key] = as_text(grid[key], key)
+    for key in ('envs', 'algs', 'backends', 'seeds', 'overrides'):
+        if key in grid:
+            grid[key] = texts(grid[key], key, flags=key == 'overrides')
+    variants = grid.get('variants', {})
+    if not isinstance(variants, dict):
+        raise SweepError(f'grid file {path}: variants must map names to train.py flags '
+                         f'(e.g. k8: --alg=rrd --rrd_sample_size=8), not {variants!r}')
+    grid['variants'] = {as_text(name, 'a variant name'): texts(flags, f'variants: {name}', flags=True)
+                        for name, flags in variants.items()}
     return grid
 
 
@@ -212,17 +240,30 @@ class Sweep:
     def out_path(self, run):
         return os.path.join(self.folder, f'{run}.out')
 
+    def run_dir(self, run):
+        return os.path.join(self.logdir, 'models', run)
+
     def status(self, run):
         """The run's status.json as a dict, or None before train.py wrote one."""
         try:
-            with open(os.path.join(self.logdir, 'models', run, 'status.json')) as file:
+            with open(os.path.join(self.run_dir(run), 'status.json')) as file:
                 return json.load(file)
         except (OSError, ValueError):
             return None
 
-    def started(self, run):
-        """Whether train.py created the run (its config.json), so it continues with --resume."""
-        return os.path.isfile(os.path.join(self.logdir, 'models', run, 'config.json'))
+    @contextlib.contextmanager
+    def driven(self):
+        """Hold the sweep's lock while this process drives it: a second driver would launch the
+        cells this one runs. The OS releases it however the process ends."""
+        with contextlib.ExitStack() as held:
+            try:
+                held.enter_context(hold_run(self.folder))
+            except RunLocked:
+                pid = run_holder(self.folder)
+                raise SweepError(f'sweep {self.name} is already running in another process'
+                                 f'{f" (pid {pid})" if pid else ""}; let it finish, or stop it '
+                                 f'(Ctrl-C) before running it again') from None
+            yield
 
     def cells(self):
         """run -> {env, variant, backend, seed, argv} of every cell this sweep ever had."""
@@ -263,14 +304,19 @@ class Sweep:
             return []
 
 
-def last_line(path):
-    """The last non-empty line of a console log (the one-line error of a failed cell)."""
+def failure_line(path, offset=0):
+    """The one-line error of a failed cell from its console log, in what was written after
+    `offset` (where its process started: the log holds every earlier process of the cell): the
+    last `error:` line (train.py's own; another live process may append to the same log), else
+    the last line."""
     try:
-        with open(path, errors='replace') as file:
-            lines = [line.strip() for line in file.readlines()[-50:] if line.strip()]
+        with open(path, 'rb') as file:
+            file.seek(max(offset, file.seek(0, os.SEEK_END) - (1 << 16)))
+            lines = [line.strip() for line in file.read().decode(errors='replace').splitlines() if line.strip()]
     except OSError:
         return ''
-    return lines[-1] if lines else ''
+    errors = [line for line in lines if line.startswith('error:')]
+    return (errors or lines or [''])[-1]
 
 
 # ---- what each cell needs ------------------------------------------------------------------------
@@ -362,25 +408,37 @@ class CellProcess:
     def __init__(self):
         self.proc, self.stopped, self.lock = None, False, threading.Lock()
 
-    def run(self, cmd, env, out_path):
+    def run(self, fresh, resume, run_dir, env, out_path):
+        """Run the cell: `resume` if train.py created its run (its config.json), else `fresh`,
+        decided as the process starts (the run may have started since the cell was queued); not
+        at all while another process runs it (its pid is returned as `holder`). `offset`: where
+        this process's output starts in the console log."""
         node = socket.gethostname()
-        if not os.path.isdir(os.path.dirname(out_path)) or not os.path.isfile(cmd[1]):
-            return {'rc': None, 'seconds': 0.0, 'node': node,
-                    'error': f'node {node} does not see the sweep folder {os.path.dirname(out_path)} '
-                             f'or {cmd[1]}: on a multi-node cluster put the repository and '
-                             f'--logdir on a filesystem shared by all nodes'}
+        result = {'rc': None, 'seconds': 0.0, 'node': node, 'error': None, 'holder': None, 'offset': 0}
+        if not os.path.isdir(os.path.dirname(out_path)) or not os.path.isfile(fresh[1]):
+            return result | {'error': f'node {node} does not see the sweep folder {os.path.dirname(out_path)} '
+                                      f'or {fresh[1]}: on a multi-node cluster put the repository and '
+                                      f'--logdir on a filesystem shared by all nodes'}
+        if REPO not in sys.path:  # a Ray worker's path has the driver's script folder, not the repository
+            sys.path.insert(0, REPO)
+        from utils.os_utils import run_holder  # after the check: a node without the repository gets its line
         start = time.time()
         with self.lock:
             if self.stopped:
-                return {'rc': None, 'seconds': 0.0, 'node': node, 'error': None}
+                return result
+            result['holder'] = run_holder(run_dir)
+            if result['holder'] is not None:
+                return result
+            cmd = resume if os.path.isfile(os.path.join(run_dir, 'config.json')) else fresh
             with open(out_path, 'a') as out:
                 out.write(f'# sweep: {time.strftime("%Y-%m-%d %H:%M:%S")} on {node}: {shlex.join(cmd)}\n')
                 out.flush()
+                result['offset'] = out.tell()
                 self.proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **env}, stdout=out,
                                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                              start_new_session=True, preexec_fn=_prepare_child)
         rc = self.proc.wait()
-        return {'rc': rc, 'seconds': time.time() - start, 'node': node, 'error': None}
+        return result | {'rc': rc, 'seconds': time.time() - start}
 
     def interrupt(self):
         with self.lock:
@@ -443,11 +501,11 @@ def cell_env(opts):
     return env
 
 
-def command(cell, sweep, opts, resume):
+def command(cell, logdir, threads, resume):
     base = [sys.executable, TRAIN]
     if resume:  # the run keeps its saved flags (its --threads included)
-        return base + [f'--resume={cell.run}', f'--logdir={sweep.logdir}']
-    return base + list(cell.argv) + [f'--run_name={cell.run}', f'--threads={opts.threads}']
+        return base + [f'--resume={cell.run}', f'--logdir={logdir}']
+    return base + list(cell.argv) + [f'--run_name={cell.run}', f'--threads={threads}']
 
 
 def check_fits(ray, plan, runs, opts):
@@ -497,19 +555,18 @@ class Progress:
         return '\n'.join(lines)
 
 
-def run_cells(sweep, cells, plan, opts):
+def run_cells(sweep, cells, opts):
     """Launch the unfinished cells on Ray, report as they end; returns the failed runs.
-    Nothing is written before Ray is up and every cell fits on some node."""
+    Nothing but the sweep's lock is written before Ray is up and every cell fits on some node."""
     known = sweep.merge_cells(cells)
-    skipped, todo = {}, []
-    for cell in cells:
-        status = (sweep.status(cell.run) or {}).get('status')
-        if cell.run in plan.errors:
-            continue
-        if status in TERMINAL:
-            skipped[cell.run] = status
-        else:
-            todo.append(cell)
+    skipped = {cell.run: status for cell in cells
+               if (status := (sweep.status(cell.run) or {}).get('status')) in TERMINAL}
+    pending = [cell for cell in cells if cell.run not in skipped]
+    plan = Plan(pending)  # a finished cell need not fit on this machine any more
+    if plan.errors and len(plan.errors) == len(cells):
+        run, error = next(iter(plan.errors.items()))
+        raise SweepError(f'every cell is rejected by train.py, e.g. {run}: {error.removeprefix("error: ")}')
+    todo = [cell for cell in pending if cell.run not in plan.errors]
     ray = start_ray(opts) if todo else None
     try:
         if todo:
@@ -543,10 +600,10 @@ def launch(ray, sweep, plan, opts, skipped, todo):
     progress.failed = failed
     launched = {}  # result ref -> (cell, actor, ready ref)
     for cell in todo:
-        resume = sweep.started(cell.run)
         actor = remote.options(num_cpus=opts.threads, num_gpus=opts.gpus_per_run,
                                memory=plan.memory[cell.run]).remote()
-        ref = actor.run.remote(command(cell, sweep, opts, resume), env, sweep.out_path(cell.run))
+        commands = (command(cell, sweep.logdir, opts.threads, resume) for resume in (False, True))
+        ref = actor.run.remote(*commands, sweep.run_dir(cell.run), env, sweep.out_path(cell.run))
         launched[ref] = (cell, actor, actor.__ray_ready__.remote())
     try:
         wait_for_cells(ray, sweep, launched, progress, opts)
@@ -572,6 +629,12 @@ def finish_cell(ray, sweep, launched, ref, progress):
         result = {'rc': None, 'seconds': 0.0, 'node': None,
                   'error': f'its Ray worker died ({type(error).__name__})'}
     ray.kill(actor)
+    if result.get('holder') is not None:
+        progress.todo.remove(cell.run)
+        pid = f' (pid {result["holder"]})' if result['holder'] else ''
+        print(f'running  {cell.run} in another process{pid}: not started here; a re-run after it ends '
+              f'picks it up')
+        return
     if result['rc'] is None and result['error'] is None:
         return  # stopped before it started
     written = (sweep.status(cell.run) or {}).get('status')
@@ -588,7 +651,7 @@ def finish_cell(ray, sweep, launched, ref, progress):
     elif status == 'interrupted':
         print(f'stopped  {cell.run} ({took}); a re-run continues it')
     else:
-        reason = result['error'] or f'exit {result["rc"]}: {last_line(sweep.out_path(cell.run))}'
+        reason = result['error'] or f'exit {result["rc"]}: {failure_line(sweep.out_path(cell.run), result["offset"])}'
         progress.failed[cell.run] = reason
         print(f'FAILED   {cell.run}: {reason} (log: {sweep.out_path(cell.run)})')
 
@@ -646,7 +709,7 @@ def summary_rows(sweep):
     for run in sweep.cells():
         own = [event for event in events if event['run'] == run]
         status = (sweep.status(run) or {}).get('status')
-        if own and (status is None or status == 'running'):
+        if own and status in (None, 'running') and run_holder(sweep.run_dir(run)) is None:
             status = own[-1]['status']  # rejected before a start, or its process died
         steps, returns = read_curve(sweep.logdir, run)
         finite = [value for value in returns if math.isfinite(value)]
@@ -781,7 +844,7 @@ def options(argv):
         if opts.threads < 1 or opts.num_cpus < 0 or opts.gpus_per_run < 0 or opts.progress_every <= 0:
             raise SweepError('--threads must be >= 1, --num_cpus, --gpus_per_run >= 0 and '
                              '--progress_every > 0')
-        opts.seeds = parse_seeds(opts.seeds if isinstance(opts.seeds, list) else [opts.seeds])
+        opts.seeds = parse_seeds(opts.seeds)
     return opts
 
 
@@ -796,23 +859,20 @@ def main(argv=None):
                        sweep.logdir, opts.variants)
         if opts.dry_run:
             for cell in cells:
-                print(shlex.join(command(cell, sweep, opts, resume=False)[1:]))
+                print(shlex.join(command(cell, sweep.logdir, opts.threads, resume=False)[1:]))
             return 0
-        plan = Plan(cells)
-        if len(plan.errors) == len(cells):
-            first = next(iter(plan.errors.values())).removeprefix('error: ')
-            raise SweepError(f'every cell is rejected by train.py, e.g. {cells[0].run}: {first}')
-        for stop in (signal.SIGINT, signal.SIGTERM):  # also when started with SIGINT ignored (&)
-            signal.signal(stop, signal.default_int_handler)
-        try:
-            failed = run_cells(sweep, cells, plan, opts)
-        except KeyboardInterrupt:
-            print(f'sweep {sweep.name} stopped; run the same command again to continue')
-            if sweep.cells():
-                summarize(sweep, plots=False)
-            return 130
-        summarize(sweep, True, opts.norm, opts.reference)
-        return 1 if failed else 0
+        with sweep.driven():
+            for stop in (signal.SIGINT, signal.SIGTERM):  # also when started with SIGINT ignored (&)
+                signal.signal(stop, signal.default_int_handler)
+            try:
+                failed = run_cells(sweep, cells, opts)
+            except KeyboardInterrupt:
+                print(f'sweep {sweep.name} stopped; run the same command again to continue')
+                if sweep.cells():
+                    summarize(sweep, plots=False)
+                return 130
+            summarize(sweep, True, opts.norm, opts.reference)
+            return 1 if failed else 0
     except SweepError as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
