@@ -100,6 +100,22 @@ def test_every_format_reads_with_its_metadata(tmp_path):
     assert (run['env'], run['alg'], run['backend'], run['seed']) == ('Walker2d-v2', 'rrd-sac-l', 'tf1-original', 3)
 
 
+def test_tags_are_read_as_given(tmp_path):
+    """A tag names its rews folder as given ('RRD Ant-v2', as the original release's tags); the run
+    name spells it file-name safe. Without config.json the folder tells the tag, also when the CSV
+    is the log read; a named folder is a path, not a glob pattern (tags may hold '[' or '*')."""
+    log = tmp_path / 'log'
+    for tag, seed in (('RRD Ant-v2', 0), ('a[1]', 1)):
+        name = write_run(log, 'Hopper-v2', 'rrd-sac', 'torch', seed, STEPS / 10.0, config=False, tag=tag)
+        safe = name.replace(' ', '_').replace('[', '_').replace(']', '_')
+        os.rename(log / 'rews' / tag / name, log / 'rews' / tag / safe)
+        os.rename(log / 'csv' / f'{name}.csv', log / 'csv' / f'{safe}.csv')
+    found = runs.find_runs([str(log)], note=lambda line: None)
+    assert sorted((run['tag'], run['seed']) for run in found) == [('RRD Ant-v2', 0), ('a[1]', 1)]
+    (run,) = runs.find_runs([str(log / 'rews' / 'a[1]')])
+    assert (run['tag'], run['seed']) == ('a[1]', 1)
+
+
 def test_run_names():
     assert runs.parse_run_name('my-v2-Hopper-v2-rrd-sac-torch-seed3-20240101-120000-1') == {
         'env': 'Hopper-v2', 'alg': 'rrd-sac', 'backend': 'torch', 'seed': 3, 'tag': 'my-v2',

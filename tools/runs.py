@@ -131,9 +131,12 @@ def _metadata(path, original, env):
     logdir, names = _below(path, 'rews')
     if not original and logdir is not None and names:
         run = names[-1]
-        meta = config_meta(logdir, run) or parse_run_name(run, env)
+        config = config_meta(logdir, run)
+        meta = config or parse_run_name(run, env)
         if meta:
             meta['env'] = meta.get('env') or env
+            if not config and len(names) > 1:  # a run name spells its tag file-name safe ('RRD_Ant-v2')
+                meta['tag'] = '/'.join(names[:-1])
             return meta
         if len(names) > 1 or os.path.isfile(os.path.join(logdir, 'csv', f'{run}.csv')):
             # rews/<tag>/<run>/, or rews/<run>/ beside the run's CSV (not the earlier rews/<tag>/):
@@ -222,7 +225,8 @@ def find_runs(patterns, overrides=None, note=print, per_pattern=None):
     named by several patterns gets the first's."""
     found = []  # (pattern index, run)
     for index, pattern in enumerate(patterns):
-        matches = sorted(glob.glob(os.path.expanduser(pattern), recursive=True))
+        path = os.path.expanduser(pattern)  # a path that exists is no pattern: tags may hold '[' or '*'
+        matches = [path] if os.path.exists(path) else sorted(glob.glob(path, recursive=True))
         if not matches:
             raise ValueError(f'no log matches {pattern!r}')
         for match in matches:
@@ -247,6 +251,8 @@ def find_runs(patterns, overrides=None, note=print, per_pattern=None):
         longer, other = (run, first) if run.steps.size > first.steps.size else (first, run)
         # what one log cannot tell, the other may (a CSV of a run named freely: its env)
         longer.meta.update({name: value for name, value in other.meta.items() if longer[name] in (UNKNOWN, None)})
+        if other.path.endswith('.npz') and not longer.path.endswith('.npz'):
+            longer.meta['tag'] = other['tag']  # its folder spells the tag as given, a CSV's name file-name safe
         kept[key][1] = longer
     if doubles:
         note(f'note: {doubles} run(s) found more than once (as npz and CSV, or by several patterns): '
