@@ -44,6 +44,7 @@ from envs import make_env
 from learner import Learner, Tester
 from learner.tester import TestsAborted
 from utils.os_utils import Logger, RunLocked, check_name, hold_run, write_atomic
+from utils.tracking import TrackingError
 
 CONFIG, STATUS = 'config.json', 'status.json'
 EXIT_BAD_INPUT, EXIT_DIVERGED = 2, 3
@@ -542,7 +543,7 @@ def main(argv=None):
                           f'nothing to resume')
                     return None
             status, tester = run(args, stop)
-        except (UsageError, CheckpointError, BackendError) as error:  # bad input found after parsing
+        except (UsageError, CheckpointError, BackendError, TrackingError) as error:  # found after parsing
             sys.stderr.write(f'error: {error}\n')
             sys.exit(EXIT_BAD_INPUT)
         except MemoryError as error:

@@ -67,6 +67,8 @@ def test_offline_run_holds_the_config_and_every_scalar(offline):
     (run,) = [r.run for r, kind in zip(records, kinds) if kind == 'run']
     (csv_path,) = glob.glob(str(logdir / 'csv' / '*.csv'))
     assert run.display_name == os.path.basename(csv_path)[:-len('.csv')] and run.project == 'rrd-test'
+    (id_file,) = glob.glob(str(logdir / 'models' / '*' / 'wandb_id'))  # what a resume continues
+    assert open(id_file).read().strip() == run.run_id and run.run_id != run.display_name
     updates = [run.config.update] + [r.config.update for r, kind in zip(records, kinds) if kind == 'config']
     config = {item.key: json.loads(item.value_json) for update in updates for item in update}
     assert config['env'] == 'Pendulum-v1' and config['alg'] == 'rrd' and config['track'] is True
@@ -85,6 +87,15 @@ def test_offline_run_holds_the_config_and_every_scalar(offline):
             assert logged[key] == pytest.approx(scalars[key], rel=1e-12), key
 
 
+def test_runs_of_one_name_get_their_own_wandb_runs(offline):
+    """A sweep re-run into a fresh logdir repeats its run names; W&B must not merge the runs."""
+    ids = []
+    for logdir in (offline / 'first', offline / 'second'):
+        train.main([*TINY, '--cycles=1', '--track', '--run_name=cell-seed0', '--logdir', str(logdir)])
+        ids.append(open(logdir / 'models' / 'cell-seed0' / 'wandb_id').read().strip())
+    assert ids[0] != ids[1]
+
+
 def test_track_without_wandb_is_one_line_before_any_file(tmp_path, monkeypatch, capsys):
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, 'find_spec',
@@ -95,3 +106,17 @@ def test_track_without_wandb_is_one_line_before_any_file(tmp_path, monkeypatch, 
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert 'wandb' in line and 'pip install -r requirements-extra.txt' in line
     assert not (tmp_path / 'log').exists()
+
+
+def test_failed_wandb_login_is_one_line_before_any_file(offline, monkeypatch, capsys):
+    import wandb
+
+    def no_login(**kwargs):
+        raise wandb.errors.UsageError('api_key not configured (no-tty)')
+    monkeypatch.setattr(wandb, 'init', no_login)
+    with pytest.raises(SystemExit) as exit_info:
+        train.main([*TINY, '--track', '--logdir', str(offline / 'log')])
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith('error: --track: wandb could not start a run (api_key not configured') and 'wandb login' in line
+    assert not glob.glob(str(offline / 'log' / '*'))  # W&B's folder at most: no file of the run

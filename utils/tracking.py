@@ -1,6 +1,11 @@
 """Optional Weights & Biases tracking (`train.py --track`), in CleanRL's convention: one W&B run
-per training run, named like it (its id is the run name, so a resumed run continues it), holding its flags as the config and every scalar the Logger
-writes to TensorBoard, at the same env step.
+per training run, named like it, holding its flags as the config and every scalar the Logger
+writes to TensorBoard, at the same env step. Its W&B id is drawn at random when the run starts
+and kept in `<logdir>/models/<run>/wandb_id`, so a resumed run continues its W&B run while
+another run of the same name (a sweep re-run into a fresh logdir, same W&B project) gets its own.
+W&B keeps the first values it was sent for a step: the steps a resumed run repeats (those after
+its checkpoint) keep the interrupted run's values there, where the CSV and TensorBoard hold the
+resumed run's.
 
 The Logger hands the scalars over itself rather than through wandb's `sync_tensorboard`: that
 patch imports every TensorBoard writer it can find, TensorFlow's included, so a PyTorch run
@@ -9,8 +14,14 @@ would load TensorFlow (measured: wandb.init went from 1.6 s to 18 s). The W&B ru
 without an account, for a later `wandb sync`.
 """
 import os
+import secrets
 
 INSTALL_HINT = 'pip install -r requirements-extra.txt'
+ID_FILE = 'wandb_id'
+
+
+class TrackingError(RuntimeError):
+    """W&B cannot record this run (not installed, or no login)."""
 
 
 class Tracker:
@@ -18,15 +29,25 @@ class Tracker:
         try:
             import wandb
         except ImportError:
-            raise ValueError(f'--track needs wandb, which is not installed; {INSTALL_HINT}') from None
+            raise TrackingError(f'--track needs wandb, which is not installed; {INSTALL_HINT}') from None
+        id_path = os.path.join(logdir, 'models', name, ID_FILE)
+        try:
+            with open(id_path) as file:
+                run_id = file.read().strip()
+        except FileNotFoundError:
+            run_id = None
         os.makedirs(logdir, exist_ok=True)
         try:
-            self.run = wandb.init(project=args.wandb_project, entity=args.wandb_entity, name=name, id=name,
-                                  resume='allow', config=vars(args), dir=logdir)
+            self.run = wandb.init(project=args.wandb_project, entity=args.wandb_entity, name=name,
+                                  id=run_id or secrets.token_hex(8), resume='allow', config=vars(args), dir=logdir)
         except wandb.errors.Error as error:
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise ValueError(f'--track: wandb could not start a run ({reason}); log in with `wandb login`, '
-                             'or set WANDB_MODE=offline to record the run locally') from None
+            raise TrackingError(f'--track: wandb could not start a run ({reason}); log in with `wandb login`, '
+                                'or set WANDB_MODE=offline to record the run locally') from None
+        if run_id is None:  # written once W&B has the run: a failed login leaves no file behind
+            os.makedirs(os.path.dirname(id_path), exist_ok=True)
+            with open(id_path, 'w') as file:
+                file.write(self.run.id + '\n')
 
     def log(self, scalars, step):
         self.run.log(scalars, step=step)
