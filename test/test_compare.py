@@ -109,6 +109,13 @@ def test_command_line(tmp_path, capsys):
     assert 'TF = 2' in out and 'PyTorch = 2' in out and '| 10000 |' in out
     with pytest.raises(SystemExit, match='no log matches'):
         compare.main(['--a', str(tmp_path / 'missing*.npz'), '--b', str(tmp_path / 'rews' / '*' / '*.npz')])
+    sets = ['--a', str(tmp_path / 'rews' / 'tf-s*' / 'Hopper-v2.npz'), '--b', str(tmp_path / 'rews' / 'torch-s*' / 'Hopper-v2.npz')]
+    compare.main([*sets, '--out', str(tmp_path / 'cmp.png')])  # a file name given for the prefix
+    assert sorted(os.listdir(tmp_path)) == ['cmp.md', 'cmp.png', 'rews']
+    for flags in (['--final', '5'], ['--final', '0'], ['--alpha', '1'], ['--margin', '-0.1']):
+        with pytest.raises(SystemExit) as exit_info:
+            compare.main([*sets, *flags])
+        assert exit_info.value.code == 2 and '--final must be in (0, 1]' in capsys.readouterr().err
 
 
 def test_run_mode_gives_both_backends_the_same_work():
@@ -218,3 +225,29 @@ def test_a_set_of_several_envs_is_refused(tmp_path):
     write_seeded(tmp_path, 'tf', 1, STEPS, STEPS / 10.0, env='Walker2d-v2')
     with pytest.raises(SystemExit, match='several envs .*compare one env at a time'):
         compare.main(['--a', str(tmp_path / 'rews'), '--b', str(tmp_path / 'rews')])
+
+
+def test_ctrl_c_stops_the_runs_with_their_checkpoints(tmp_path, capsys):
+    """Ctrl-C while tools/runner.py trains (compare --run, learning_check): every run checkpoints
+    and stops, and one line says how to continue them, instead of a traceback."""
+    import glob
+    import signal
+    import threading
+    import time
+    from tools.runner import run_parallel
+    flags = ['--env=Pendulum-v1', '--alg=sac', '--use_pytorch=True', '--cuda=False', '--epochs=1', '--cycles=500',
+             '--iterations=2', '--timesteps=50', '--warmup=100', '--batch_size=16', '--buffer_size=2000',
+             '--test_rollouts=1', '--test_timesteps=50']
+    logdir = str(tmp_path / 'log')
+
+    def interrupt_once_both_run():
+        while len(glob.glob(os.path.join(logdir, 'models', '*', 'step*'))) < 2:  # both past a checkpoint
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)
+    threading.Thread(target=interrupt_once_both_run, daemon=True).start()
+    with pytest.raises(SystemExit) as exit_info:
+        run_parallel({'a': [*flags, '--seed=0'], 'b': [*flags, '--seed=1']}, logdir, 2)
+    assert exit_info.value.code == 130
+    assert 'stopped; each run kept its checkpoint: continue one with python train.py --resume' in capsys.readouterr().err
+    statuses = [json.load(open(path))['status'] for path in glob.glob(os.path.join(logdir, 'models', '*', 'status.json'))]
+    assert statuses == ['interrupted', 'interrupted']

@@ -329,6 +329,10 @@ def main(argv=None):
     group.add_argument('--prefix', default='compare', help='run tags are <prefix>-<backend>-s<seed>')
     group.add_argument('--logdir', default=os.path.join(ROOT, 'log', 'compare'))
     opts = parser.parse_args(argv)
+    if not 0 < opts.final <= 1 or not 0 < opts.alpha < 1 or opts.margin < 0:
+        parser.error('--final must be in (0, 1], --alpha in (0, 1) and --margin >= 0')
+    if opts.out and opts.out.endswith(('.md', '.png')):  # a file name for the prefix: cmp.png -> cmp.md, cmp.png
+        opts.out = os.path.splitext(opts.out)[0]
     try:
         if opts.run:
             paths_a, paths_b = run_both(opts, train_flags)

@@ -6,6 +6,7 @@ output in `<logdir>/<tag>.out`.
 """
 import glob
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -21,14 +22,24 @@ def run_parallel(runs, logdir, parallel):
                TF_NUM_INTEROP_THREADS='1')
     os.makedirs(logdir, exist_ok=True)
     running, started = [], time.time()
-    for tag, flags in runs.items():
-        argv = [sys.executable, TRAIN, *flags, f'--tag={tag}', f'--logdir={logdir}']
-        with open(os.path.join(logdir, f'{tag}.out'), 'w') as log:
-            running.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env))
-        while sum(proc.poll() is None for proc in running) >= parallel:
-            time.sleep(1)
-    for proc in running:
-        proc.wait()
+    try:
+        for tag, flags in runs.items():
+            argv = [sys.executable, TRAIN, *flags, f'--tag={tag}', f'--logdir={logdir}']
+            with open(os.path.join(logdir, f'{tag}.out'), 'w') as log:
+                running.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env))
+            while sum(proc.poll() is None for proc in running) >= parallel:
+                time.sleep(1)
+        for proc in running:
+            proc.wait()
+    except KeyboardInterrupt:  # the runs checkpoint and stop (a terminal's Ctrl-C reaches them too)
+        for proc in running:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        for proc in running:
+            proc.wait()
+        print(f'stopped; each run kept its checkpoint: continue one with python train.py --resume '
+              f'<run> --logdir {logdir} (runs in {os.path.join(logdir, "models")})', file=sys.stderr)
+        sys.exit(130)
     print(f'{len(runs)} runs in {time.time() - started:.0f} s wall')
     failed = [tag for tag, proc in zip(runs, running) if proc.returncode]
     if failed:
