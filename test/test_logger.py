@@ -171,6 +171,23 @@ def test_same_second_runs_do_not_overwrite(tmp_path):
     second.close()
 
 
+def test_a_name_is_claimed_atomically(tmp_path, monkeypatch):
+    """Another process creating the same run's text log between the check for a free name and
+    its creation (runs started in the same second): this run takes the next name."""
+    import utils.os_utils as os_utils
+    make_dir, raced = os_utils.make_dir, []
+
+    def another_process_first(path, *args, **kwargs):
+        made = make_dir(path, *args, **kwargs)
+        if path.endswith('text') and not raced:
+            raced.append(open(os.path.join(path, 'run.log'), 'x'))
+        return made
+    monkeypatch.setattr(os_utils, 'make_dir', another_process_first)
+    with Logger(logdir=str(tmp_path), name='run', tensorboard=False, echo=False) as logger:
+        assert logger.name == 'run-1'
+    assert raced[0].tell() == 0 and os.path.getsize(tmp_path / 'text' / 'run.log') == 0  # the other's, untouched
+
+
 def test_deterministic_apart_from_timings(tmp_path):
     tables = []
     for run in range(2):

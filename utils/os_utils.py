@@ -273,16 +273,22 @@ class Logger:
         self.env = env if env is not None else getattr(args, 'env', None)
         base = name or run_name(args, tag=self.tag, env=self.env)
         self.name, suffix = base, 0
-        while resume is None and any(os.path.exists(path) for path in self._paths(self.name)):
+        while resume is None and not self._claim(self.name):
             suffix += 1  # another run started in the same second: don't overwrite it
             self.name = f'{base}-{suffix}'
         self.text_path, self.csv_path, self.board_dir, self.run_dir = self._paths(self.name)
         self.npz_path = os.path.join(self.logdir, 'rews', self.tag or '', self.name, f'{self.env}.npz')
-        self.tracker = None  # first, so a failed W&B login leaves no files of the run behind
+        self.tracker = None
         if getattr(args, 'track', False):
             from utils.tracking import Tracker
-            self.tracker = Tracker(args, self.name, self.logdir)
-        make_dir(os.path.dirname(self.text_path))
+            try:
+                self.tracker = Tracker(args, self.name, self.logdir)
+            except BaseException:
+                if resume is None:  # a failed W&B login leaves no file of the run behind
+                    os.unlink(self.text_path)
+                    with contextlib.suppress(OSError):
+                        os.rmdir(os.path.dirname(self.text_path))
+                raise
         self._text = open(self.text_path, 'a', buffering=1)
         self.echo, self.header_every = echo, header_every
         self.timer = Timer()
@@ -307,6 +313,20 @@ class Logger:
             self.writer = SummaryWriter(logdir=self.board_dir, purge_step=purge_step, filename_suffix=suffix)
         verb = 'resumed' if resume is not None else 'started'
         self.print(f'# {self.name} ({verb} {time.strftime("%Y-%m-%d %H:%M:%S")})')
+
+    def _claim(self, name):
+        """Whether the name was free and is now this run's: no file of the run exists, and its text
+        log was created here, exclusively (two runs started in the same second, even in different
+        processes, never get one name)."""
+        if any(os.path.exists(path) for path in self._paths(name)):
+            return False
+        text_path = self._paths(name)[0]
+        make_dir(os.path.dirname(text_path))
+        try:
+            os.close(os.open(text_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, file_mode()))
+        except FileExistsError:
+            return False
+        return True
 
     def _paths(self, name):
         """Text log, CSV, TensorBoard folder and run folder (config, status, checkpoints)."""
