@@ -116,6 +116,20 @@ def test_tags_are_read_as_given(tmp_path):
     assert (run['tag'], run['seed']) == ('a[1]', 1)
 
 
+def test_npz_logs_of_other_envs_or_tags_stay_apart(tmp_path):
+    """Two npz files are two logs (an env each, a tag folder each), whatever their folders are
+    named; only a run's CSV is merged into its npz."""
+    for tag in ('A', 'B'):
+        for env in ('Hopper-v2', 'Walker2d-v2'):
+            path = tmp_path / 'rews' / tag / 'seed0' / f'{env}.npz'
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(path, steps=STEPS, rewards=STEPS / 10.0)
+    notes = []
+    found = runs.find_runs([str(tmp_path)], note=notes.append)
+    assert sorted((run['tag'], run['env']) for run in found) == [
+        ('A', 'Hopper-v2'), ('A', 'Walker2d-v2'), ('B', 'Hopper-v2'), ('B', 'Walker2d-v2')] and not notes
+
+
 def test_run_names():
     assert runs.parse_run_name('my-v2-Hopper-v2-rrd-sac-torch-seed3-20240101-120000-1') == {
         'env': 'Hopper-v2', 'alg': 'rrd-sac', 'backend': 'torch', 'seed': 3, 'tag': 'my-v2',

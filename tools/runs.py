@@ -240,26 +240,43 @@ def find_runs(patterns, overrides=None, note=print, per_pattern=None):
                 found.append((index, read_run(match, overrides)))
     if not found:
         raise ValueError(f'no run logs found in {" ".join(patterns)}')
-    kept, doubles = {}, 0  # (logdir, run name) -> [first pattern index, its longest log]
+    unique, doubles = {}, 0  # the same file named by several patterns: read once
     for index, run in found:
-        key = (_logdir_of(run.path), run['run'])
-        if key not in kept:
-            kept[key] = [index, run]
-            continue
-        doubles += 1
-        first = kept[key][1]
-        longer, other = (run, first) if run.steps.size > first.steps.size else (first, run)
-        # what one log cannot tell, the other may (a CSV of a run named freely: its env)
-        longer.meta.update({name: value for name, value in other.meta.items() if longer[name] in (UNKNOWN, None)})
-        if other.path.endswith('.npz') and not longer.path.endswith('.npz'):
-            longer.meta['tag'] = other['tag']  # its folder spells the tag as given, a CSV's name file-name safe
-        kept[key][1] = longer
+        path = os.path.realpath(run.path)
+        doubles += path in unique
+        unique.setdefault(path, [index, run])
+    logs = list(unique.values())  # [first pattern index, run]
+    npz_logs = {}  # (logdir, run name) -> its npz logs, one per env
+    for entry in logs:
+        if entry[1].path.endswith('.npz'):
+            npz_logs.setdefault((_logdir_of(entry[1].path), entry[1]['run']), []).append(entry)
+    kept = []
+    for entry in logs:
+        index, run = entry
+        if run.path.endswith('.csv'):  # the run's CSV beside its npz (a whole logdir): one run
+            twins = [twin for twin in npz_logs.get((_logdir_of(run.path), run['run']), ())
+                     if run['env'] in (UNKNOWN, None, twin[1]['env'])]
+            if twins:
+                doubles += 1
+                twins[0][:] = [min(twins[0][0], index), _one_run(twins[0][1], run)]
+                continue
+        kept.append(entry)
     if doubles:
         note(f'note: {doubles} run(s) found more than once (as npz and CSV, or by several patterns): '
              f'read each once, from its longer log')
-    for index, run in kept.values():
+    for index, run in kept:
         run.meta.update(per_pattern[index] if per_pattern else {})  # the first pattern's, whichever log won
-    return [run for _, run in kept.values()]
+    return [run for _, run in kept]
+
+
+def _one_run(npz, csv):
+    """One run from its npz and CSV logs: the longer log's curve, each one's metadata where the
+    other cannot tell (a CSV of a run named freely: its env), the tag as its npz folder spells it
+    (a run name spells it file-name safe)."""
+    longer, other = (csv, npz) if csv.steps.size > npz.steps.size else (npz, csv)
+    longer.meta.update({name: value for name, value in other.meta.items() if longer[name] in (UNKNOWN, None)})
+    longer.meta['tag'] = npz['tag']
+    return longer
 
 
 def _logdir_of(path):
