@@ -16,7 +16,7 @@ point once, but its curve after the resume is another sample of the same trainin
 
 Exit status: 0 done (or nothing to resume), 2 bad input, 130 / 143 stopped by SIGINT / SIGTERM
 (checkpoint written, resume command printed), 3 stopped on a non-finite loss (the last good
-checkpoint is kept).
+checkpoint is kept), 75 the run is live in another process (nothing done; try again later).
 """
 import argparse
 import contextlib
@@ -43,7 +43,7 @@ from arguments import check_run, get_args
 from envs import make_env
 from learner import Learner, Tester
 from learner.tester import TestsAborted
-from utils.os_utils import Logger, RunLocked, check_name, hold_run, write_atomic
+from utils.os_utils import RUN_BUSY_EXIT, Logger, RunLocked, check_name, hold_run, write_atomic
 from utils.tracking import TrackingError
 
 CONFIG, STATUS = 'config.json', 'status.json'
@@ -429,16 +429,6 @@ class RunLogLines(logging.Handler):
         self.logger = None  # its text log closes
 
 
-@contextlib.contextmanager
-def run_lock(run_dir):
-    """`hold_run`, with the message of a refused command line."""
-    try:
-        with hold_run(run_dir):
-            yield
-    except RunLocked as error:
-        raise UsageError(f'{error}; let it finish, or stop it before resuming it') from None
-
-
 def restore_checkpoint(args, agent, new_buffer):
     """(folder, state, buffer) of the newest readable checkpoint of the resumed run, the agent and
     a buffer from `new_buffer()` restored from it; (None, None, buffer) when it has none. A damaged
@@ -501,7 +491,7 @@ def train_run(args, stop, log_lines):
     with contextlib.ExitStack() as held:
         checkpoint = state = logger_state = None
         if args.resume is not None:  # everything is read and checked before a file of the run changes
-            held.enter_context(run_lock(args.resume))
+            held.enter_context(hold_run(args.resume))
             checkpoint, state, buffer = restore_checkpoint(args, agent, new_buffer)
             # killed before its first checkpoint: start over under the same name
             logger_state = state['logger'] if state else {'rows': 0, 'records': {}, 'step': -1, 'timer': None}
@@ -511,7 +501,7 @@ def train_run(args, stop, log_lines):
         log_lines.attach(logger)
         held.callback(log_lines.detach)
         if args.resume is None:
-            held.enter_context(run_lock(logger.run_dir))
+            held.enter_context(hold_run(logger.run_dir))
             write_json(os.path.join(logger.run_dir, CONFIG),
                        dict(flags, run_name=logger.name, use_pytorch=args.backend == 'torch'))
             write_status(args, logger.run_dir, 'running')
@@ -543,6 +533,9 @@ def main(argv=None):
                           f'nothing to resume')
                     return None
             status, tester = run(args, stop)
+        except RunLocked as error:
+            sys.stderr.write(f'error: {error}; let it finish, or stop it before resuming it\n')
+            sys.exit(RUN_BUSY_EXIT)
         except (UsageError, CheckpointError, BackendError, TrackingError) as error:  # found after parsing
             sys.stderr.write(f'error: {error}\n')
             sys.exit(EXIT_BAD_INPUT)

@@ -254,3 +254,47 @@ def test_resume_continues_the_files(tmp_path):
     acc = EventAccumulator(resumed.board_dir)
     acc.Reload()
     assert [(event.step, event.value) for event in acc.Scalars('charts/TestRewards')] == [(100, 0.0), (200, 99.0)]
+
+
+def test_run_lock(tmp_path, monkeypatch, caplog):
+    """hold_run: one holder at a time, named by pid; run_holder probes without taking it. On a
+    file system without locks both go on (a line says so) instead of failing."""
+    import errno
+    import fcntl
+    import subprocess
+    import sys
+    from utils.os_utils import hold_run, run_holder
+    run_dir = str(tmp_path / 'run')
+    assert run_holder(run_dir) is None
+    with hold_run(run_dir):
+        assert run_holder(run_dir) == str(os.getpid())
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        code = f'import sys; sys.path.insert(0, {root!r}); from utils.os_utils import hold_run\n' \
+               f'with hold_run({run_dir!r}): pass'
+        other = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+        assert f'RunLocked: run run is running in another process (pid {os.getpid()})' in other.stderr
+    assert run_holder(run_dir) is None
+
+    def no_locks(*args):
+        raise OSError(errno.ENOLCK, 'No locks available')
+    monkeypatch.setattr(fcntl, 'flock', no_locks)
+    with hold_run(run_dir):
+        assert run_holder(run_dir) is None
+    assert 'has no file locks' in caplog.text
+
+
+def test_a_failed_start_gives_its_name_back(tmp_path, monkeypatch):
+    """A Logger that fails after claiming its name (here: TensorBoard on a full disk) leaves no file,
+    so the run started again gets the same name (a sweep watches its cells by name)."""
+    import errno
+    import tensorboardX
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, 'No space left on device')
+    with monkeypatch.context() as patch:
+        patch.setattr(tensorboardX, 'SummaryWriter', full_disk)
+        with pytest.raises(OSError, match='No space left'):
+            Logger(logdir=str(tmp_path), name='cell-seed0', echo=False)
+    assert os.listdir(tmp_path) == []
+    with Logger(logdir=str(tmp_path), name='cell-seed0', echo=False) as logger:
+        assert logger.name == 'cell-seed0'

@@ -194,6 +194,10 @@ def test_a_cell_decides_how_to_start_as_it_starts(tmp_path):
         result = run_cell()
     assert result['holder'] == str(os.getpid()) and result['rc'] is None
     assert out.read_text() == before  # not started
+    # taken by another process between the probe and the start: train.py says so (exit 75)
+    fake.write_text('import sys\nsys.exit(75)\n')
+    result = run_cell()
+    assert result['holder'] == '' and result['rc'] is None
     # another process writing to the same log after this one: train.py's error line wins
     with open(out, 'a') as log:
         offset = log.tell()

@@ -67,7 +67,7 @@ def test_offline_run_holds_the_config_and_every_scalar(offline):
     (run,) = [r.run for r, kind in zip(records, kinds) if kind == 'run']
     (csv_path,) = glob.glob(str(logdir / 'csv' / '*.csv'))
     assert run.display_name == os.path.basename(csv_path)[:-len('.csv')] and run.project == 'rrd-test'
-    (id_file,) = glob.glob(str(logdir / 'models' / '*' / 'wandb_id'))  # what a resume continues
+    (id_file,) = glob.glob(str(logdir / 'wandb' / '*.id'))  # what a resume continues
     assert open(id_file).read().strip() == run.run_id and run.run_id != run.display_name
     updates = [run.config.update] + [r.config.update for r, kind in zip(records, kinds) if kind == 'config']
     config = {item.key: json.loads(item.value_json) for update in updates for item in update}
@@ -92,7 +92,7 @@ def test_runs_of_one_name_get_their_own_wandb_runs(offline):
     ids = []
     for logdir in (offline / 'first', offline / 'second'):
         train.main([*TINY, '--cycles=1', '--track', '--run_name=cell-seed0', '--logdir', str(logdir)])
-        ids.append(open(logdir / 'models' / 'cell-seed0' / 'wandb_id').read().strip())
+        ids.append(open(logdir / 'wandb' / 'cell-seed0.id').read().strip())
     assert ids[0] != ids[1]
 
 

@@ -421,7 +421,7 @@ class CellProcess:
                                       f'--logdir on a filesystem shared by all nodes'}
         if REPO not in sys.path:  # a Ray worker's path has the driver's script folder, not the repository
             sys.path.insert(0, REPO)
-        from utils.os_utils import run_holder  # after the check: a node without the repository gets its line
+        from utils.os_utils import RUN_BUSY_EXIT, run_holder  # after the check: a node without the repository gets its line
         start = time.time()
         with self.lock:
             if self.stopped:
@@ -438,6 +438,8 @@ class CellProcess:
                                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                              start_new_session=True, preexec_fn=_prepare_child)
         rc = self.proc.wait()
+        if rc == RUN_BUSY_EXIT:  # another process took the run between the probe and this start
+            return result | {'holder': run_holder(run_dir) or ''}
         return result | {'rc': rc, 'seconds': time.time() - start}
 
     def interrupt(self):

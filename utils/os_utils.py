@@ -138,8 +138,31 @@ def run_name(args=None, tag='', env=None, alg=None, timestamp=None):
 RUN_LOCK = '.lock'  # in <logdir>/models/<run>/, held by the process that runs the run
 
 
+RUN_BUSY_EXIT = 75  # train.py's exit status when the run is live in another process (sysexits' EX_TEMPFAIL)
+
+
 class RunLocked(RuntimeError):
     """Another live process runs this run."""
+
+
+def _flock(file, exclusive, tries=1):
+    """True once `file` is locked, False while another process holds it (after `tries` attempts
+    0.05 s apart: a probe's shared lock lasts microseconds), None where there are no file locks
+    (Windows, some network file systems)."""
+    if fcntl is None:
+        return None
+    for attempt in range(tries):
+        try:
+            fcntl.flock(file, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if attempt + 1 < tries:
+                time.sleep(0.05)
+        except OSError as error:
+            if error.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+                return None
+            raise
+    return False
 
 
 @contextlib.contextmanager
@@ -149,19 +172,15 @@ def hold_run(run_dir):
     releases it however the process ends, kill -9 included."""
     os.makedirs(run_dir, exist_ok=True)
     with open(os.path.join(run_dir, RUN_LOCK), 'a+') as file:
-        try:
-            if fcntl is not None:
-                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        locked = _flock(file, exclusive=True, tries=3)
+        if locked is False:
             file.seek(0)
             pid = file.read().strip()
             raise RunLocked(f'run {os.path.basename(run_dir)} is running in another process'
-                            + (f' (pid {pid})' if pid else '')) from None
-        except OSError as error:
-            if error.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
-                raise
-            logging.getLogger(__name__).warning('%s has no file locks (%s): nothing stops a second process '
-                                                'from resuming this run while it goes', run_dir, error.strerror)
+                            + (f' (pid {pid})' if pid else ''))
+        if locked is None:
+            logging.getLogger(__name__).warning('%s has no file locks: nothing stops a second process from '
+                                                'resuming this run while it goes', run_dir)
         file.seek(0)
         file.truncate()
         file.write(f'{os.getpid()}\n')
@@ -170,20 +189,14 @@ def hold_run(run_dir):
 
 
 def run_holder(run_dir):
-    """The pid (as text, '' if unknown) of the live process running the run in `run_dir`, or None."""
+    """The pid (as text, '' if unknown) of the live process running the run in `run_dir`, or None
+    (also where there are no file locks)."""
     try:
         file = open(os.path.join(run_dir, RUN_LOCK))
     except FileNotFoundError:
         return None
-    if fcntl is None:
-        file.close()
-        return None
-    with file:
-        try:
-            fcntl.flock(file, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return file.read().strip()
-        return None  # closing the file drops the probe's own lock
+    with file:  # closing it drops the probe's own lock
+        return file.read().strip() if _flock(file, exclusive=False) is False else None
 
 
 def file_mode():
@@ -278,24 +291,26 @@ class Logger:
             self.name = f'{base}-{suffix}'
         self.text_path, self.csv_path, self.board_dir, self.run_dir = self._paths(self.name)
         self.npz_path = os.path.join(self.logdir, 'rews', self.tag or '', self.name, f'{self.env}.npz')
-        self.tracker = None
+        self.tracker = self.writer = self._text = self._csv = None
+        try:
+            self._open(args, echo, header_every, tensorboard, resume)
+        except BaseException:  # e.g. a failed W&B login: no file of the run is left behind
+            self.close()
+            if resume is None:
+                self._unclaim()
+            raise
+
+    def _open(self, args, echo, header_every, tensorboard, resume):
         if getattr(args, 'track', False):
             from utils.tracking import Tracker
-            try:
-                self.tracker = Tracker(args, self.name, self.logdir)
-            except BaseException:
-                if resume is None:  # a failed W&B login leaves no file of the run behind
-                    os.unlink(self.text_path)
-                    with contextlib.suppress(OSError):
-                        os.rmdir(os.path.dirname(self.text_path))
-                raise
+            self.tracker = Tracker(args, self.name, self.logdir)
         self._text = open(self.text_path, 'a', buffering=1)
         self.echo, self.header_every = echo, header_every
         self.timer = Timer()
         self.items = {}         # registered columns: key -> (label, fmt)
         self.columns = None     # fixed at the first `tabular`
         self._records = {}      # key -> [sum, count] or a string
-        self._csv, self._rows = None, 0
+        self._rows = 0
         self._append_csv, self._header_due = False, True  # a resumed run's console gets a header too
         purge_step = None
         if resume is not None:
@@ -305,7 +320,6 @@ class Logger:
                 self.timer.restore(resume['timer'])
             purge_step = resume['step'] + 1
             self._cut_csv(self._rows)
-        self.writer = None
         if tensorboard:
             from tensorboardX import SummaryWriter
             # a file of its own even within the second the earlier one was started (same file name)
@@ -313,6 +327,13 @@ class Logger:
             self.writer = SummaryWriter(logdir=self.board_dir, purge_step=purge_step, filename_suffix=suffix)
         verb = 'resumed' if resume is not None else 'started'
         self.print(f'# {self.name} ({verb} {time.strftime("%Y-%m-%d %H:%M:%S")})')
+
+    def _unclaim(self):
+        """Give the name back (the run's text log, still empty) after a failed start."""
+        if os.path.exists(self.text_path) and os.path.getsize(self.text_path) == 0:
+            os.unlink(self.text_path)
+            with contextlib.suppress(OSError):  # other runs' logs keep the folder
+                os.rmdir(os.path.dirname(self.text_path))
 
     def _claim(self, name):
         """Whether the name was free and is now this run's: no file of the run exists, and its text
@@ -473,7 +494,7 @@ class Logger:
         if self._csv is not None:
             self._csv_file.close()
             self._csv = None
-        if not self._text.closed:
+        if self._text is not None and not self._text.closed:
             self._text.close()
 
     def __enter__(self):

@@ -1,7 +1,7 @@
 """Optional Weights & Biases tracking (`train.py --track`), in CleanRL's convention: one W&B run
 per training run, named like it, holding its flags as the config and every scalar the Logger
 writes to TensorBoard, at the same env step. Its W&B id is drawn at random when the run starts
-and kept in `<logdir>/models/<run>/wandb_id`, so a resumed run continues its W&B run while
+and kept in `<logdir>/wandb/<run>.id`, so a resumed run continues its W&B run while
 another run of the same name (a sweep re-run into a fresh logdir, same W&B project) gets its own.
 W&B keeps the first values it was sent for a step: the steps a resumed run repeats (those after
 its checkpoint) keep the interrupted run's values there, where the CSV and TensorBoard hold the
@@ -17,7 +17,6 @@ import os
 import secrets
 
 INSTALL_HINT = 'pip install -r requirements-extra.txt'
-ID_FILE = 'wandb_id'
 
 
 class TrackingError(RuntimeError):
@@ -30,7 +29,7 @@ class Tracker:
             import wandb
         except ImportError:
             raise TrackingError(f'--track needs wandb, which is not installed; {INSTALL_HINT}') from None
-        id_path = os.path.join(logdir, 'models', name, ID_FILE)
+        id_path = os.path.join(logdir, 'wandb', f'{name}.id')  # beside W&B's own files, not in the run's folder
         try:
             with open(id_path) as file:
                 run_id = file.read().strip()
