@@ -16,7 +16,8 @@ point once, but its curve after the resume is another sample of the same trainin
 
 Exit status: 0 done (or nothing to resume), 2 bad input, 130 / 143 stopped by SIGINT / SIGTERM
 (checkpoint written, resume command printed), 3 stopped on a non-finite loss (the last good
-checkpoint is kept), 75 the run is live in another process (nothing done; try again later).
+checkpoint is kept), 75 the run is live in another process (nothing done; try again later),
+1 out of memory (one line) or any other error (with its traceback).
 """
 import argparse
 import contextlib
@@ -49,6 +50,7 @@ from utils.tracking import TrackingError
 CONFIG, STATUS = 'config.json', 'status.json'
 EXIT_BAD_INPUT, EXIT_DIVERGED = 2, 3
 SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
+REPEAT_AFTER = 1.0  # seconds: a signal within this of the first is the same stop, forwarded
 NOT_FLAGS = ('env_category', 'discrete', 'resume')  # parsed, but derived or per invocation
 NOT_COMPARED = ('resume', 'logdir', 'help')  # may differ between a run and its resume
 
@@ -144,7 +146,7 @@ class StopSignals:
 
     def __init__(self):
         self.signum, self.learner, self.tester, self._previous = None, None, None, {}
-        self.testing = False
+        self.testing, self.first_signal = False, None
 
     def __enter__(self):
         for signum in SIGNAL_EXIT:
@@ -157,8 +159,13 @@ class StopSignals:
 
     def handle(self, signum, frame):
         if self.testing and self.signum is not None:
-            self.tester.abort_requested = True  # read after each test step (Tester.rollout)
+            # a second Ctrl-C, not the first one forwarded again (tools/runner.py, a sweep, a cluster
+            # scheduler signal the run as well as the terminal does)
+            if time.monotonic() - self.first_signal > REPEAT_AFTER:
+                self.tester.abort_requested = True  # read after each test step (Tester.rollout)
             return
+        if self.signum is None:
+            self.first_signal = time.monotonic()
         self.signum = self.signum or signum
         self.watch(self.learner, self.tester)
         if self.testing:
@@ -442,19 +449,28 @@ def restore_checkpoint(args, agent, new_buffer):
             agent.load_model(agent_path(path, args.backend))
             if state['buffer'] is not None:
                 load_run_buffer(buffer, path, state['buffer'])
-        except CheckpointError as error:
+        except CheckpointError as error:  # the files' contents (the disk's errors propagate)
             logging.getLogger(__name__).warning('skipping a damaged checkpoint: %s', error)
             damaged.append(path)
-            buffer = None  # partly filled: drop it before allocating the next
-            buffer = new_buffer()
-            continue
-        for skipped in damaged:  # kept for a look, out of the way of --keep_checkpoints
-            os.replace(skipped, os.path.join(args.resume, 'damaged-' + os.path.basename(skipped)))
-        return path, state, buffer
+        else:
+            for skipped in damaged:  # kept for a look, out of the way of --keep_checkpoints
+                os.replace(skipped, unused_path(os.path.join(args.resume, 'damaged-' + os.path.basename(skipped))))
+            return path, state, buffer
+        buffer = None  # partly filled (and no longer held by the error's traceback): free it first
+        buffer = new_buffer()
     if checkpoints:
         raise CheckpointError(f'no readable checkpoint in {args.resume} (all {len(checkpoints)} damaged, see '
-                              f'above); start a new run, or delete its step* folders to start this one over')
+                              f'above); start a new run, or move its step* folders away to start this one over')
     return None, None, buffer
+
+
+def unused_path(path):
+    """`path`, or `path-2`, `path-3`, ... if it exists (a checkpoint damaged twice under one name)."""
+    candidate, number = path, 1
+    while os.path.exists(candidate):
+        number += 1
+        candidate = f'{path}-{number}'
+    return candidate
 
 
 def run(args, stop=None):
@@ -484,24 +500,26 @@ def train_run(args, stop, log_lines):
         if args.buffer_on_device:
             buffer.keep_on_device(agent.device)
         return buffer
-    name = os.path.basename(args.resume) if args.resume is not None else None
-    if name is None and args.run_name and os.path.exists(os.path.join(args.logdir, 'models', args.run_name)):
-        raise UsageError(f'--run_name {args.run_name}: that run exists in {args.logdir}; continue it with '
-                         f'--resume {args.run_name}, or choose another --run_name')
+    name = os.path.basename(args.resume) if args.resume is not None else args.run_name
+    if args.resume is None and name and os.path.exists(os.path.join(args.logdir, 'models', name, CONFIG)):
+        raise UsageError(f'--run_name {name}: that run exists in {args.logdir}; continue it with '
+                         f'--resume {name}, or choose another --run_name')
     with contextlib.ExitStack() as held:
         checkpoint = state = logger_state = None
+        if name:  # a given name is locked first and kept (a sweep watches its cells by name)
+            held.enter_context(hold_run(os.path.join(args.logdir, 'models', name)))
         if args.resume is not None:  # everything is read and checked before a file of the run changes
-            held.enter_context(hold_run(args.resume))
             checkpoint, state, buffer = restore_checkpoint(args, agent, new_buffer)
             # killed before its first checkpoint: start over under the same name
             logger_state = state['logger'] if state else {'rows': 0, 'records': {}, 'step': -1, 'timer': None}
         else:
             buffer = new_buffer()
-        logger = held.enter_context(Logger(args, name=name, resume=logger_state))
+        logger = held.enter_context(Logger(args, name=name, resume=logger_state, exact_name=bool(name)))
         log_lines.attach(logger)
         held.callback(log_lines.detach)
-        if args.resume is None:
+        if not name:  # a new name, claimed by the Logger
             held.enter_context(hold_run(logger.run_dir))
+        if args.resume is None:
             write_json(os.path.join(logger.run_dir, CONFIG),
                        dict(flags, run_name=logger.name, use_pytorch=args.backend == 'torch'))
             write_status(args, logger.run_dir, 'running')

@@ -7,6 +7,7 @@ torch is imported only inside `load_torch_payload` and the torch RNG helpers, so
 stays free of it.
 """
 import contextlib
+import errno
 import json
 import os
 import pickle
@@ -75,6 +76,8 @@ def read_tf_meta(path):
         hint = (': that is a file (torch checkpoints are files, TF ones directories); load it with '
                 '--use_pytorch True') if os.path.isfile(path) else '; check the --load_model path'
         raise CheckpointError(f'no TF checkpoint directory at {path}{hint}')
+    if os.path.isfile(os.path.join(path, 'agent', META_FILE)):  # a run checkpoint (agent_path)
+        raise CheckpointError(f'{path} is a run checkpoint folder; load the agent in it: {os.path.join(path, "agent")}')
     try:
         with open(os.path.join(path, META_FILE)) as file:
             meta = json.load(file)
@@ -111,6 +114,8 @@ def load_torch_payload(path, map_location='cpu'):
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')  # torch warns about the pickle protocol of foreign files
             payload = torch.load(path, map_location=map_location, weights_only=True)
+    except (OSError, MemoryError, torch.cuda.OutOfMemoryError):
+        raise  # the disk or the memory, not the file: no reason to give up on this checkpoint
     except Exception as error:  # torch raises several types for damaged or foreign archives
         raise CheckpointError(f'{path} is not a readable torch checkpoint ({type(error).__name__}); it is '
                               'corrupt or holds more than tensors: pick another checkpoint') from None
@@ -204,11 +209,20 @@ _writes = 0
 
 
 def fsync_path(path):
-    fd = os.open(path, os.O_RDONLY)  # a folder too: its entries (a rename) reach the disk
+    """fsync a file, or a folder (its entries: a rename) where the system can: Windows cannot open
+    folders, and some network file systems refuse to sync them."""
+    folder = os.path.isdir(path)
+    if folder and os.name == 'nt':
+        return
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as error:
+        if not (folder and error.errno in (errno.EINVAL, errno.EACCES, errno.EPERM)):
+            raise
 
 
 def sync_tree(folder):
@@ -257,5 +271,7 @@ def load_run_state(path):
     try:
         with open(os.path.join(path, STATE_FILE), 'rb') as file:
             return pickle.load(file)
+    except (OSError, MemoryError):
+        raise  # the disk or the memory, not the file: no reason to give up on this checkpoint
     except Exception as error:  # damaged bytes make pickle raise almost any type
         raise CheckpointError(f'{path} is not a readable run checkpoint ({type(error).__name__})') from None

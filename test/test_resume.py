@@ -373,7 +373,7 @@ def test_no_readable_checkpoint_is_one_error_before_any_write(tmp_path, monkeypa
     assert exit_info.value.code == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith(f'error: no readable checkpoint in {run_dir(logdir)} (all 2 damaged')
-    assert 'delete its step* folders' in last
+    assert 'move its step* folders away' in last
     assert run_files(logdir) == before  # the log, CSV, TensorBoard run and status are untouched
 
 
@@ -433,6 +433,7 @@ def test_second_sigint_during_tests_stops_at_once(tmp_path, reference, monkeypat
     """Ctrl-C during the test episodes says the run stops after them; a second one stops at once,
     without a checkpoint of the cycle, and the resume redoes it from the last checkpoint."""
     from learner import Tester
+    monkeypatch.setattr(train, 'REPEAT_AFTER', 0.0)  # the second press comes later than the first
     rollout, tested = Tester.rollout, []
 
     def interrupted_twice_in_second_test(self):
@@ -489,3 +490,53 @@ def test_bare_resume_reads_flags_as_each_runs_flags(tmp_path, capsys):
     assert exit_info.value.code == 2 and 'no run in' in capsys.readouterr().err
     train.main(['--resume', f'--logdir={logdir}', '--double=False'])
     assert 'env: CartPole-v1 (classic)' in capsys.readouterr().out and status(logdir)['status'] == 'finished'
+
+
+def test_a_forwarded_copy_of_the_signal_is_the_same_stop(tmp_path, monkeypatch):
+    """The same Ctrl-C arriving twice at once (the terminal's, and tools/runner.py or a scheduler
+    forwarding it) during the test episodes: one stop, after them, with the cycle's checkpoint."""
+    from learner import Tester
+    rollout, tested = Tester.rollout, []
+
+    def signalled_twice_in_second_test(self):
+        tested.append(1)
+        if len(tested) == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+        return rollout(self)
+    monkeypatch.setattr(Tester, 'rollout', signalled_twice_in_second_test)
+    logdir = str(tmp_path / 'log')
+    with pytest.raises(SystemExit) as exit_info:
+        train.main([*TINY, *TORCH, f'--logdir={logdir}'])
+    assert exit_info.value.code == 130 and status(logdir)['status'] == 'interrupted'
+    assert os.path.basename(run_checkpoints(run_dir(logdir))[-1]) == 'step400-update30'
+
+
+def test_a_given_run_name_is_kept_over_the_leftovers_of_a_failed_start(tmp_path):
+    """Files of a start that died before its run existed (no config.json: an empty text log, the
+    lock file) do not rename a --run_name run (a sweep watches its cells by name) nor block it."""
+    logdir = tmp_path / 'log'
+    (logdir / 'text').mkdir(parents=True)
+    (logdir / 'text' / 'cell-seed0.log').write_text('')
+    (logdir / 'models' / 'cell-seed0').mkdir(parents=True)
+    (logdir / 'models' / 'cell-seed0' / '.lock').write_text('')
+    flags = [flag for flag in TINY if not flag.startswith('--cycles')]
+    train.main([*flags, *TORCH, '--cycles=1', '--run_name=cell-seed0', f'--logdir={logdir}'])
+    assert os.listdir(logdir / 'models') == ['cell-seed0'] and status(str(logdir))['status'] == 'finished'
+    assert os.listdir(logdir / 'text') == ['cell-seed0.log']
+
+
+def test_a_disk_error_is_no_damage(tmp_path, monkeypatch):
+    """An I/O error while reading a checkpoint (a flaky network disk) stops the resume with that
+    error: it says nothing about the file, so no checkpoint is passed over or set aside."""
+    import errno
+    from algorithm import checkpoint
+    logdir = str(tmp_path / 'log')
+    kept = interrupted_run(logdir, monkeypatch)
+
+    def io_error(file):
+        raise OSError(errno.EIO, 'Input/output error')
+    monkeypatch.setattr(checkpoint.pickle, 'load', io_error)
+    with pytest.raises(OSError, match='Input/output error'):
+        resume(logdir)
+    assert run_checkpoints(run_dir(logdir)) == kept and not glob.glob(os.path.join(run_dir(logdir), 'damaged-*'))

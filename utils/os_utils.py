@@ -8,7 +8,8 @@ Log layout under `logdir` (default 'log'), with `name` unique per run:
     board/<name>/          TensorBoard scalars (tensorboardX)
     rews/<tag>/<name>/<env>.npz   test returns per evaluation point (`save_npz`); with an empty
                            tag rews/<name>/<env>.npz
-    wandb/                 the Weights & Biases run files, with --track (utils/tracking.py)
+    models/<name>/         config.json, status.json, .lock and the checkpoints (train.py)
+    wandb/                 the Weights & Biases run files and <name>.id, with --track (utils/tracking.py)
 Every file is created with the usual mode (0666 less the umask: 0644 by default).
 """
 import argparse
@@ -276,17 +277,18 @@ class Logger:
     """
 
     def __init__(self, args=None, logdir=None, name=None, tag=None, env=None, echo=True,
-                 tensorboard=True, header_every=20, resume=None):
+                 tensorboard=True, header_every=20, resume=None, exact_name=False):
         """`resume`: a `state` of this run's logger; the run `name` then continues its files: the
         text log is appended to, the CSV cut back to the rows written before that state, the
         TensorBoard events from its step on hidden (`purge_step`), the timer and the records of a
-        partly done cycle restored."""
+        partly done cycle restored. `exact_name`: the run is `name` even when files of that name
+        exist (left by a start that failed early; the caller holds the run's lock), never `name-1`."""
         self.logdir = logdir or getattr(args, 'logdir', None) or 'log'
         self.tag = tag if tag is not None else getattr(args, 'tag', '')
         self.env = env if env is not None else getattr(args, 'env', None)
         base = name or run_name(args, tag=self.tag, env=self.env)
         self.name, suffix = base, 0
-        while resume is None and not self._claim(self.name):
+        while resume is None and not exact_name and not self._claim(self.name):
             suffix += 1  # another run started in the same second: don't overwrite it
             self.name = f'{base}-{suffix}'
         self.text_path, self.csv_path, self.board_dir, self.run_dir = self._paths(self.name)
@@ -296,14 +298,15 @@ class Logger:
             self._open(args, echo, header_every, tensorboard, resume)
         except BaseException:  # e.g. a failed W&B login: no file of the run is left behind
             self.close()
-            if resume is None:
+            if resume is None and not exact_name:
                 self._unclaim()
             raise
 
     def _open(self, args, echo, header_every, tensorboard, resume):
         if getattr(args, 'track', False):
             from utils.tracking import Tracker
-            self.tracker = Tracker(args, self.name, self.logdir)
+            self.tracker = Tracker(args, self.name, self.logdir, resume=resume is not None)
+        make_dir(os.path.dirname(self.text_path))  # a resumed or exactly named run claimed nothing
         self._text = open(self.text_path, 'a', buffering=1)
         self.echo, self.header_every = echo, header_every
         self.timer = Timer()

@@ -13,6 +13,7 @@ would load TensorFlow (measured: wandb.init went from 1.6 s to 18 s). The W&B ru
 `<logdir>/wandb/` like every other output of the run; `WANDB_MODE=offline` records it there
 without an account, for a later `wandb sync`.
 """
+import contextlib
 import os
 import secrets
 
@@ -24,17 +25,19 @@ class TrackingError(RuntimeError):
 
 
 class Tracker:
-    def __init__(self, args, name, logdir):
+    def __init__(self, args, name, logdir, resume=False):
+        """`resume`: continue the W&B run of this run's id file; a fresh start draws a new id (a
+        run deleted and started again under its name gets a W&B run of its own)."""
         try:
             import wandb
         except ImportError:
             raise TrackingError(f'--track needs wandb, which is not installed; {INSTALL_HINT}') from None
         id_path = os.path.join(logdir, 'wandb', f'{name}.id')  # beside W&B's own files, not in the run's folder
-        try:
-            with open(id_path) as file:
-                run_id = file.read().strip()
-        except FileNotFoundError:
-            run_id = None
+        run_id = None
+        if resume:
+            with contextlib.suppress(FileNotFoundError):
+                with open(id_path) as file:
+                    run_id = file.read().strip()
         os.makedirs(logdir, exist_ok=True)
         try:
             self.run = wandb.init(project=args.wandb_project, entity=args.wandb_entity, name=name,
@@ -43,7 +46,7 @@ class Tracker:
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise TrackingError(f'--track: wandb could not start a run ({reason}); log in with `wandb login`, '
                                 'or set WANDB_MODE=offline to record the run locally') from None
-        if run_id is None:  # written once W&B has the run: a failed login leaves no file behind
+        if run_id != self.run.id:  # written once W&B has the run: a failed login leaves no file behind
             os.makedirs(os.path.dirname(id_path), exist_ok=True)
             with open(id_path, 'w') as file:
                 file.write(self.run.id + '\n')
