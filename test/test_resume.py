@@ -429,24 +429,31 @@ def test_a_running_run_cannot_be_resumed_twice(tmp_path, capsys):
     assert run_holder(run_dir(logdir)) is None  # the lock went with the process
 
 
-def test_second_sigint_during_tests_stops_at_once(tmp_path, reference, monkeypatch, capsys):
-    """Ctrl-C during the test episodes says the run stops after them; a second one stops at once,
-    without a checkpoint of the cycle, and the resume redoes it from the last checkpoint."""
+def run_with_two_sigints_in_second_test(logdir, monkeypatch):
+    """A torch run that gets two SIGINTs at once in its second cycle's (only) test episode; it
+    stops (exit status 130, status interrupted)."""
     from learner import Tester
-    monkeypatch.setattr(train, 'REPEAT_AFTER', 0.0)  # the second press comes later than the first
     rollout, tested = Tester.rollout, []
 
-    def interrupted_twice_in_second_test(self):
+    def signalled_twice_in_second_test(self):
         tested.append(1)
-        if len(tested) == 2:  # the second cycle's (only) test episode
+        if len(tested) == 2:
             os.kill(os.getpid(), signal.SIGINT)
             os.kill(os.getpid(), signal.SIGINT)
         return rollout(self)
-    monkeypatch.setattr(Tester, 'rollout', interrupted_twice_in_second_test)
-    logdir = str(tmp_path / 'log')
-    with pytest.raises(SystemExit) as exit_info:
-        train.main([*TINY, *TORCH, f'--logdir={logdir}'])
+    with monkeypatch.context() as patch:
+        patch.setattr(Tester, 'rollout', signalled_twice_in_second_test)
+        with pytest.raises(SystemExit) as exit_info:
+            train.main([*TINY, *TORCH, f'--logdir={logdir}'])
     assert exit_info.value.code == 130 and status(logdir)['status'] == 'interrupted'
+
+
+def test_second_sigint_during_tests_stops_at_once(tmp_path, reference, monkeypatch, capsys):
+    """Ctrl-C during the test episodes says the run stops after them; a second one stops at once,
+    without a checkpoint of the cycle, and the resume redoes it from the last checkpoint."""
+    monkeypatch.setattr(train, 'REPEAT_AFTER', 0.0)  # the second press comes later than the first
+    logdir = str(tmp_path / 'log')
+    run_with_two_sigints_in_second_test(logdir, monkeypatch)
     out, err = capsys.readouterr()
     assert 'SIGINT: stopping after the test episodes of this cycle; SIGINT again stops now' in err
     (checkpoint,) = [path for path in run_checkpoints(run_dir(logdir))][-1:]
@@ -495,20 +502,8 @@ def test_bare_resume_reads_flags_as_each_runs_flags(tmp_path, capsys):
 def test_a_forwarded_copy_of_the_signal_is_the_same_stop(tmp_path, monkeypatch):
     """The same Ctrl-C arriving twice at once (the terminal's, and tools/runner.py or a scheduler
     forwarding it) during the test episodes: one stop, after them, with the cycle's checkpoint."""
-    from learner import Tester
-    rollout, tested = Tester.rollout, []
-
-    def signalled_twice_in_second_test(self):
-        tested.append(1)
-        if len(tested) == 2:
-            os.kill(os.getpid(), signal.SIGINT)
-            os.kill(os.getpid(), signal.SIGINT)
-        return rollout(self)
-    monkeypatch.setattr(Tester, 'rollout', signalled_twice_in_second_test)
     logdir = str(tmp_path / 'log')
-    with pytest.raises(SystemExit) as exit_info:
-        train.main([*TINY, *TORCH, f'--logdir={logdir}'])
-    assert exit_info.value.code == 130 and status(logdir)['status'] == 'interrupted'
+    run_with_two_sigints_in_second_test(logdir, monkeypatch)
     assert os.path.basename(run_checkpoints(run_dir(logdir))[-1]) == 'step400-update30'
 
 
