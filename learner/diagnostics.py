@@ -3,7 +3,8 @@
 RRD's reward net r_theta(s, a, s') is trained only to make its per-episode mean match the
 episodic return per step, so nothing in the training losses says whether it recovers the
 environment's dense reward. Each cycle, over the deterministic test episodes, this reports
-  ProxyCorr:   Pearson correlation of r_theta and the true per-step reward over all test
+  ProxyCorr:   Pearson correlation of r_theta and the true per-step reward (with --env_type
+               normal the stored one, clipped on Atari: Tester.rollout) over all test
                transitions of the cycle; NaN when either is constant (the correlation is
                undefined then, e.g. a game whose test episodes score nothing);
   DecompError: |sum_t r_theta - R_ep| / T, the return-decomposition error per step, averaged

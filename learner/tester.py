@@ -29,9 +29,11 @@ class Tester:
         while not done:
             action, info = self.act(obs)
             self.logger.add_dict(info, prefix='charts/')
-            obs_next, _, terminated, truncated, step_info = self.env.step(action)
-            if self.diagnostics:
-                self.diagnostics.add(obs, action, obs_next, step_info['dense_reward'])
+            obs_next, reward, terminated, truncated, step_info = self.env.step(action)
+            if self.diagnostics:  # the reward whose episode sum the reward net learns: the stored one
+                # with dense rewards (clipped on Atari), the env's own with episodic ones
+                dense = reward if self.args.env_type == 'normal' else step_info['dense_reward']
+                self.diagnostics.add(obs, action, obs_next, dense)
             obs, done = obs_next, terminated or truncated
             if self.abort_requested:
                 raise TestsAborted()

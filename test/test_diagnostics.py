@@ -125,16 +125,16 @@ def expected_measures(agent, episodes):
     return corr, np.mean(errors)
 
 
-def run_test_cycles(tmp_path, backend, env, cycles=2):
+def run_test_cycles(tmp_path, backend, env, cycles=2, flags=(), recording=RecordingEnv):
     args = get_args(['--env', env, '--alg', 'rrd', *backend_flags(backend), '--test_rollouts', '2',
-                     '--test_timesteps', '30', '--obs_normalization', 'True'])
+                     '--test_timesteps', '30', '--obs_normalization', 'True', *flags])
     test_env = make_env(args)
     args.obs_dims, args.acts_dims, args.discrete = test_env.obs_dims, test_env.acts_dims, test_env.discrete
     agent = create_agent(args)
     if agent.normalizer is not None:
         agent.normalizer_update({'obs': np.random.RandomState(1).normal(size=(8, *args.obs_dims)) * 2,
                                  'obs_next': np.zeros((1, *args.obs_dims))})
-    recorder = RecordingEnv(test_env)
+    recorder = recording(test_env)
     results = []
     with Logger(args, logdir=str(tmp_path), echo=False, tensorboard=False) as logger:
         tester = learner.Tester(args, recorder, agent, logger)
@@ -155,6 +155,25 @@ def test_logged_measures_match_numpy_on_recorded_episodes(tmp_path, backend, mon
         assert row['charts/ProxyCorr'] == pytest.approx(corr, abs=1e-6)
         assert row['charts/DecompError'] == pytest.approx(error, rel=1e-6)
     assert results[0][0]['charts/ProxyCorr'] != results[1][0]['charts/ProxyCorr']
+
+
+class HalvingEnv(RecordingEnv):
+    """Stores half the env's reward (as Atari stores its clipped reward with --env_type normal)
+    and records the stored one: what the reward net's episode sums are made of."""
+
+    def step(self, action):
+        obs_next, reward, terminated, truncated, info = self.env.step(action)
+        for column, value in zip(self.episodes[-1], (self.obs, action, obs_next, reward / 2)):
+            column.append(value)
+        self.obs = obs_next
+        return obs_next, reward / 2, terminated, truncated, info
+
+
+def test_dense_rewards_are_measured_as_stored(tmp_path):
+    agent, results = run_test_cycles(tmp_path, 'torch', 'Pendulum-v1', cycles=1, flags=('--env_type', 'normal'),
+                                     recording=HalvingEnv)
+    (row, episodes), = results
+    assert row['charts/DecompError'] == pytest.approx(expected_measures(agent, episodes)[1], rel=1e-6)
 
 
 def test_constant_true_reward_gives_nan_correlation(tmp_path):
