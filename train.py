@@ -501,13 +501,14 @@ def train_run(args, stop, log_lines):
             buffer.keep_on_device(agent.device)
         return buffer
     name = os.path.basename(args.resume) if args.resume is not None else args.run_name
-    if args.resume is None and name and os.path.exists(os.path.join(args.logdir, 'models', name, CONFIG)):
+    named_dir = os.path.join(args.logdir, 'models', name) if name else None  # a resumed or --run_name run's folder
+    if args.resume is None and name and os.path.exists(os.path.join(named_dir, CONFIG)):
         raise UsageError(f'--run_name {name}: that run exists in {args.logdir}; continue it with '
                          f'--resume {name}, or choose another --run_name')
     with contextlib.ExitStack() as held:
         checkpoint = state = logger_state = None
         if name:  # a given name is locked first and kept (a sweep watches its cells by name)
-            held.enter_context(hold_run(os.path.join(args.logdir, 'models', name)))
+            held.enter_context(hold_run(named_dir))
         if args.resume is not None:  # everything is read and checked before a file of the run changes
             checkpoint, state, buffer = restore_checkpoint(args, agent, new_buffer)
             # killed before its first checkpoint: start over under the same name

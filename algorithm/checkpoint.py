@@ -76,8 +76,8 @@ def read_tf_meta(path):
         hint = (': that is a file (torch checkpoints are files, TF ones directories); load it with '
                 '--use_pytorch True') if os.path.isfile(path) else '; check the --load_model path'
         raise CheckpointError(f'no TF checkpoint directory at {path}{hint}')
-    if os.path.isfile(os.path.join(path, 'agent', META_FILE)):  # a run checkpoint (agent_path)
-        raise CheckpointError(f'{path} is a run checkpoint folder; load the agent in it: {os.path.join(path, "agent")}')
+    if os.path.isfile(os.path.join(agent_path(path, 'tf'), META_FILE)):  # a run checkpoint
+        raise CheckpointError(f'{path} is a run checkpoint folder; load the agent in it: {agent_path(path, "tf")}')
     try:
         with open(os.path.join(path, META_FILE)) as file:
             meta = json.load(file)
@@ -98,9 +98,9 @@ def load_torch_payload(path, map_location='cpu'):
     weights_only=False, i.e. running code from the file) never reach the user.
     """
     if os.path.isdir(path):
-        if os.path.isfile(os.path.join(path, 'agent.pt')):  # a run checkpoint (agent_path)
+        if os.path.isfile(agent_path(path, 'torch')):  # a run checkpoint
             raise CheckpointError(f'{path} is a run checkpoint folder; load the agent in it: '
-                                  f'{os.path.join(path, "agent.pt")}')
+                                  f'{agent_path(path, "torch")}')
         raise CheckpointError(f'{path} is a directory, not a torch checkpoint file (TF checkpoints are '
                               'directories); load it with --use_pytorch False')
     if not os.path.isfile(path):

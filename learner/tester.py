@@ -32,8 +32,8 @@ class Tester:
             obs_next, reward, terminated, truncated, step_info = self.env.step(action)
             if self.diagnostics:  # the reward whose episode sum the reward net learns: the stored one
                 # with dense rewards (clipped on Atari), the env's own with episodic ones
-                dense = reward if self.args.env_type == 'normal' else step_info['dense_reward']
-                self.diagnostics.add(obs, action, obs_next, dense)
+                true_reward = reward if self.args.env_type == 'normal' else step_info['dense_reward']
+                self.diagnostics.add(obs, action, obs_next, true_reward)
             obs, done = obs_next, terminated or truncated
             if self.abort_requested:
                 raise TestsAborted()

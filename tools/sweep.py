@@ -258,10 +258,9 @@ class Sweep:
         with contextlib.ExitStack() as held:
             try:
                 held.enter_context(hold_run(self.folder))
-            except RunLocked:
-                pid = run_holder(self.folder)
+            except RunLocked as error:
                 raise SweepError(f'sweep {self.name} is already running in another process'
-                                 f'{f" (pid {pid})" if pid else ""}; let it finish, or stop it '
+                                 f'{f" (pid {error.pid})" if error.pid else ""}; let it finish, or stop it '
                                  f'(Ctrl-C) before running it again') from None
             yield
 

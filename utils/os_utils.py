@@ -137,13 +137,16 @@ def run_name(args=None, tag='', env=None, alg=None, timestamp=None):
 
 
 RUN_LOCK = '.lock'  # in <logdir>/models/<run>/, held by the process that runs the run
-
-
 RUN_BUSY_EXIT = 75  # train.py's exit status when the run is live in another process (sysexits' EX_TEMPFAIL)
 
 
 class RunLocked(RuntimeError):
-    """Another live process runs this run."""
+    """Another live process runs this run; `pid` is its process id as text ('' if unknown)."""
+
+    def __init__(self, run_dir, pid):
+        super().__init__(f'run {os.path.basename(run_dir)} is running in another process'
+                         + (f' (pid {pid})' if pid else ''))
+        self.pid = pid
 
 
 def _flock(file, exclusive, tries=1):
@@ -176,9 +179,7 @@ def hold_run(run_dir):
         locked = _flock(file, exclusive=True, tries=3)
         if locked is False:
             file.seek(0)
-            pid = file.read().strip()
-            raise RunLocked(f'run {os.path.basename(run_dir)} is running in another process'
-                            + (f' (pid {pid})' if pid else ''))
+            raise RunLocked(run_dir, file.read().strip())
         if locked is None:
             logging.getLogger(__name__).warning('%s has no file locks: nothing stops a second process from '
                                                 'resuming this run while it goes', run_dir)
