@@ -21,7 +21,7 @@ import re
 import sys
 import tempfile
 
-from algorithm import BackendError, select_backend
+from algorithm import BackendError, env_wants_pytorch, select_backend
 from algorithm.checkpoint import CheckpointError, check_checkpoint
 from algorithm.replay_buffer.storage import mem_available
 from utils.os_utils import str2bool
@@ -154,12 +154,10 @@ def _build_parser(env, category, discrete, alg, basis_alg, optimizer):
                                 '(sac for continuous, dqn for discrete envs)')
     group.add_argument('--seed', type=_int, default=0, help='random seed')
     group.add_argument('--logdir', type=str, default='log', help='root folder of all logs')
-    env_pytorch = os.environ.get('USE_PYTORCH', '').strip()
     try:
-        use_pytorch = str2bool(env_pytorch) if env_pytorch else None
-    except argparse.ArgumentTypeError:
-        fail(f'environment variable USE_PYTORCH={env_pytorch!r} is not a boolean; set it to '
-             f'true/false/yes/no/1/0 or unset it')
+        use_pytorch = env_wants_pytorch()
+    except ValueError as error:
+        fail(f'environment variable {error}')
     _bool_flag(group, '--use_pytorch', use_pytorch,
                'PyTorch backend (True) or TensorFlow reference (False); unset: the '
                'USE_PYTORCH environment variable, else chosen automatically (None)')

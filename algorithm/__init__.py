@@ -28,14 +28,20 @@ class BackendError(RuntimeError):
     """The requested backend is not installed."""
 
 
-def _wants_pytorch(value, source):
+def wants_pytorch(value, source):
     """A boolean from `args.use_pytorch` or USE_PYTORCH (true/false/yes/no/1/0); anything else is an
     error rather than a silent TensorFlow run (a script's `args.use_pytorch = 'False'` is a string)."""
     try:
         return str2bool(value)
     except ArgumentTypeError:
         raise ValueError(f'{source}={value!r} is not a boolean; set it to true/false/yes/no/1/0 '
-                         f'(or leave it unset to pick what is installed)') from None
+                         f'or unset it') from None
+
+
+def env_wants_pytorch():
+    """The USE_PYTORCH environment variable as a boolean; None when it is unset or empty."""
+    value = os.environ.get('USE_PYTORCH', '').strip()
+    return wants_pytorch(value, 'USE_PYTORCH') if value else None
 
 
 def _installed(backend):
@@ -45,10 +51,7 @@ def _installed(backend):
 def select_backend(args):
     """'torch' or 'tf', following args.use_pytorch, then USE_PYTORCH, then what is installed."""
     use_pytorch = getattr(args, 'use_pytorch', None)
-    if use_pytorch is not None:
-        use_pytorch = _wants_pytorch(use_pytorch, 'args.use_pytorch')
-    elif os.environ.get('USE_PYTORCH', '').strip():
-        use_pytorch = _wants_pytorch(os.environ['USE_PYTORCH'].strip(), 'USE_PYTORCH')
+    use_pytorch = wants_pytorch(use_pytorch, 'args.use_pytorch') if use_pytorch is not None else env_wants_pytorch()
     if use_pytorch is None:
         backend = 'tf' if _installed('tf') else 'torch'
     else:
