@@ -52,9 +52,11 @@ CUDA_TESTS = ('test/test_cuda_parity.py', 'test/test_parity.py', 'test/test_torc
 
 def cuda_tests():
     """The test suite's CUDA checks: {'command', 'summary' (pytest's last line), 'passed'}."""
-    command = ['-m', 'pytest', '-q', '--torch-device', 'cuda', *CUDA_TESTS]
+    command = ['-m', 'pytest', '-q', '-p', 'no:logging', '--torch-device', 'cuda', *CUDA_TESTS]
     result = subprocess.run([sys.executable, *command], capture_output=True, text=True, cwd=ROOT)
     lines = (result.stdout.strip() or result.stderr.strip() or 'no output').splitlines()
+    if result.returncode != 0:  # the failures' reports, or there is nothing to go on
+        print(result.stdout[-20000:], result.stderr[-5000:], sep='\n', flush=True)
     return {'command': ' '.join(['python', *command]), 'summary': lines[-1], 'passed': result.returncode == 0}
 
 
@@ -128,10 +130,30 @@ def variant_speeds(alg, device, updates, warmup, repeats):
     return best, first
 
 
-def learner_loop(alg, device, updates, warmup, repeats, buffer_size):
+def launch_microseconds(device, count=2000):
+    """Seconds per launch of a tiny kernel from Python: the floor under every eager op."""
+    x = torch.zeros(256, device=device)
+    return timed(device, lambda _: x.add_(1.0), count) / count * 1e6
+
+
+def kernel_profile(alg, device, count=20):
+    """The eager update under torch.profiler: kernels (and copies) per update and the GPU's busy
+    time; `wall_ms` is the profiled update's, slowed by the profiler."""
+    from torch.profiler import ProfilerActivity, profile
+    agent = build(alg, device)
+    batches = [agent.to_tensors(batch) for batch in make_batches(agent.args, count + 5)]
+    timed(device, lambda index: update(agent, batches[index]), 5)
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as profiler:
+        seconds = timed(device, lambda index: update(agent, batches[5 + index]), count)
+    kernels = [event for event in profiler.events() if event.device_type == torch.autograd.DeviceType.CUDA]
+    return {'updates': count, 'kernels': len(kernels) / count, 'wall_ms': seconds / count * 1e3,
+            'busy_ms': sum(event.time_range.elapsed_us() for event in kernels) / count / 1e3}
+
+
+def learner_loop(alg, device, updates, warmup, repeats, buffer_size, flags=()):
     """{'host': ..., 'device': ...} best (sample_batch + update)/s from one buffer of `buffer_size`
     HalfCheetah transitions, its batches copied per update or gathered from the device ring."""
-    agent = build(alg, device)
+    agent = build(alg, device, flags)
     args = agent.args
     args.buffer_size = buffer_size
     buffer = create_buffer(args)
@@ -174,18 +196,32 @@ def main(argv=None):
         results['tests'] = cuda_tests()
         print(f'{results["tests"]["command"]}: {results["tests"]["summary"]}', flush=True)
         save()
-    print(f'torch {torch.__version__} on {name}; {options.updates} timed updates, best of {options.repeats}')
+    results['launch_us'] = launch_microseconds(options.device)
+    print(f'torch {torch.__version__} on {name}; {options.updates} timed updates, best of {options.repeats}; '
+          f'a tiny kernel launched from Python: {results["launch_us"]:.1f} us')
     for alg in options.algs:
         speeds, first = variant_speeds(alg, options.device, options.updates, options.warmup, options.repeats)
-        loop = learner_loop(alg, options.device, options.updates, options.warmup, options.repeats, options.buffer_size)
+        sizes = options.updates, options.warmup, options.repeats, options.buffer_size
+        loop = learner_loop(alg, options.device, *sizes)
         results['algs'][alg] = {'updates_per_s': speeds, 'first_update_s': first, 'learner_loop': loop}
+        if options.device == 'cuda':  # where the update itself is fast, the batch's copy weighs more
+            results['algs'][alg]['learner_loop_compile'] = learner_loop(alg, options.device, *sizes, ('--compile',))
+            results['algs'][alg]['profile'] = kernel_profile(alg, options.device)
         eager = speeds['eager (as shipped)']
         print(f'{alg}:')
         for variant, rate in speeds.items():
             print(f'  {variant:>30}: {rate:8.1f} updates/s   x{rate / eager:.2f} vs eager   '
                   f'(first update {first[variant]:.1f} s)')
-        print(f'  sample + update at {options.buffer_size:,} transitions: numpy batches {loop["host"]:.1f}/s, '
-              f'--buffer_on_device {loop["device"]:.1f}/s (x{loop["device"] / loop["host"]:.2f})', flush=True)
+        if 'profile' in results['algs'][alg]:
+            profiled = results['algs'][alg]['profile']
+            print(f'  eager update profiled: {profiled["kernels"]:.0f} kernels, GPU busy {profiled["busy_ms"]:.2f} ms '
+                  f'of {profiled["wall_ms"]:.2f} ms')
+        for label, key in (('', 'learner_loop'), (' with --compile', 'learner_loop_compile')):
+            if key in results['algs'][alg]:
+                loop = results['algs'][alg][key]
+                print(f'  sample + update{label} at {options.buffer_size:,} transitions: numpy batches '
+                      f'{loop["host"]:.1f}/s, --buffer_on_device {loop["device"]:.1f}/s '
+                      f'(x{loop["device"] / loop["host"]:.2f})', flush=True)
         save()
 
 

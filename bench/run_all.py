@@ -159,7 +159,7 @@ def speed_table(speeds, gpu):
             lines.append(f'| {alg} | {result["threads"]} | {r["tf"]:.1f} | {r["torch"]:.1f} | '
                          f'**{ratio(r["torch"], r["tf"])}** | {ratio(r["torch_cpu"], r["tf_cpu"])} | '
                          f'{r["flops"] / 1e6:.0f} | {bound:.0f} | {r["tf_cpu"] / bound:.0%} | '
-                         f'{r["torch_cpu"] / bound:.0%} | {gpu_cell(gpu, alg)} |')
+                         f'{r["torch_cpu"] / bound:.0%} | {gpu_cell(gpu, alg) if result["threads"] == 1 else ""} |')
     return lines
 
 
@@ -200,7 +200,8 @@ def lever_table(levers):
 
 
 def gpu_cell(gpu, alg):
-    """The GPU column: torch's eager updates/s on the GPU, where gpu_bench measured this agent."""
+    """The GPU column (on the 1-thread rows): torch's eager updates/s on the GPU, where gpu_bench
+    measured this agent."""
     result = gpu.get('algs', {}).get(alg)
     if result:
         return f'{result["updates_per_s"]["eager (as shipped)"]:.1f}'
@@ -242,6 +243,15 @@ def gpu_section(gpu):
     tests = gpu.get('tests')
     lines = [f'{gpu["device"]}, torch {gpu.get("torch", "?")}, measured {gpu.get("date", "?")} '
              '(`python bench/gpu_bench.py --tests`); every ratio compares variants that took turns in that run.', '']
+    if 'launch_us' in gpu:
+        lines += [f'One tiny kernel launched from Python took {gpu["launch_us"]:.1f} us on that machine.']
+        profiles = {alg: r['profile'] for alg, r in gpu['algs'].items() if 'profile' in r}
+        lines += [f'Eager {alg} (torch.profiler, {p["updates"]} updates): {p["kernels"]:.0f} kernels and copies '
+                  f'per update, the GPU busy {p["busy_ms"]:.2f} ms of the '
+                  f'{1e3 / gpu["algs"][alg]["updates_per_s"]["eager (as shipped)"]:.1f} ms an update takes (timed '
+                  'below, without the profiler).' for alg, p in profiles.items()]
+        lines += ['So an eager update on a GPU is bound by launching its kernels, not by computing them: what '
+                  'CUDA graphs (`--compile` on CUDA) remove.', '']
     if tests:
         lines += [f'CUDA checks (`{tests["command"]}`): {tests["summary"]}'
                   f'{"" if tests["passed"] else " (FAILED)"}.', '']
@@ -250,10 +260,14 @@ def gpu_section(gpu):
         speeds, eager = result['updates_per_s'], result['updates_per_s']['eager (as shipped)']
         lines += [f'| {alg} | {variant} | {rate:.1f} | x{ratio(rate, eager)} | '
                   f'{result["first_update_s"][variant]:.1f} |' for variant, rate in speeds.items()]
-    lines += ['', '| agent | sample + update per s, numpy batches | with --buffer_on_device | ratio |',
-              '|---|---|---|---|']
-    lines += [f'| {alg} | {r["learner_loop"]["host"]:.1f} | {r["learner_loop"]["device"]:.1f} | '
-              f'x{ratio(r["learner_loop"]["device"], r["learner_loop"]["host"])} |' for alg, r in gpu['algs'].items()]
+    lines += ['', '| agent | update | sample + update per s, numpy batches | with --buffer_on_device | ratio |',
+              '|---|---|---|---|---|']
+    for alg, result in gpu['algs'].items():
+        for update, key in (('eager', 'learner_loop'), ('--compile', 'learner_loop_compile')):
+            if key in result:
+                loop = result[key]
+                lines.append(f'| {alg} | {update} | {loop["host"]:.1f} | {loop["device"]:.1f} | '
+                             f'x{ratio(loop["device"], loop["host"])} |')
     return lines
 
 
@@ -396,7 +410,8 @@ one-thread update by test/test_torch_speedups.py):
   product, ~55 us less per critic read by a policy loss.
 - **No host sync per update on an accelerator**: the logger sums losses that live on a device
   there (float64) and reads each sum once per cycle; it read every loss after every update, which
-  on CUDA waits for the device each time. The CPU path is unchanged (untimed here: no GPU).
+  on CUDA waits for the device each time. The CPU path is unchanged. Checked on an H100 with
+  `torch.cuda.set_sync_debug_mode('warn')`: no synchronizing call in SAC's or RRD-SAC's update.
 - Already in place before: alpha kept as a tensor (no `.item()` in the loop), one zero-copy
   `as_tensor` per batch key, `torch._foreach_lerp_` for the Polyak update, and the conv weights
   left contiguous (channels-last weights measured x0.96-1.02).

@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -802,7 +803,12 @@ def test_cuda_runs_in_full_float32(monkeypatch):
     from algorithm.basis_alg.base_torch import resolve_device
     monkeypatch.setattr(torch.backends.cudnn, 'allow_tf32', True)  # torch's default; restored after the test
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
-    assert resolve_device(argparse.Namespace(cuda=None)) == torch.device('cuda')
+    with warnings.catch_warnings(record=True) as printed:  # the filters are restored after the block
+        warnings.simplefilter('always')
+        assert resolve_device(argparse.Namespace(cuda=None)) == torch.device('cuda')
+        warnings.warn('TensorFloat32 tensor cores for float32 matrix multiplication available but not enabled. '
+                      "Consider setting `torch.set_float32_matmul_precision('high')`", UserWarning)  # inductor's
+    assert printed == []  # fp32 is deliberate: a --compile run does not print inductor's TF32 hint
     assert torch.backends.cudnn.allow_tf32 is False and torch.backends.cuda.matmul.allow_tf32 is False
     torch.backends.cudnn.allow_tf32 = True
     assert resolve_device(argparse.Namespace(cuda=False)) == torch.device('cpu')

@@ -8,6 +8,7 @@ On the CPU with two or more threads the critic's losses and backward pass run on
 thread beside the rest (`loss_branches`, `--parallel_losses`); the step is the same.
 """
 import functools
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -35,8 +36,10 @@ def full_fp32_on_cuda():
     (not matmuls) in TF32 on Ampere and later GPUs (inputs rounded to 10 mantissa bits, ~5e-4
     relative), which the parity tolerances of 1e-5 do not allow. Reduced precision stays the
     opt-in --amp. Set through the flag every torch version and torch's own code read (once a
-    per-operator `fp32_precision` is set, reading this flag raises)."""
+    per-operator `fp32_precision` is set, reading this flag raises). Inductor (--compile) suggests
+    TF32 matmuls whenever it compiles on such a GPU: declined on purpose, so not printed."""
     torch.backends.cudnn.allow_tf32 = False
+    warnings.filterwarnings('ignore', message='TensorFloat32 tensor cores', category=UserWarning)
 
 
 def make_adam(params, lr, device, eps=1e-8):
@@ -212,12 +215,15 @@ class BaseAgent:
         if not self.branch_threads or len(branches) < 2:
             updates, info = self.run_losses(names, batch)
             self.apply_updates(updates)
-            return info
-        last = branch_thread(self.branch_threads).submit(self.branch_gradients, branches[-1], batch)
-        updates, info = self.branch_gradients([name for branch in branches[:-1] for name in branch], batch)
-        last_updates, last_info = last.result()
-        step_optimizers([optimizer for _, optimizer in updates + last_updates])
-        return {**info, **last_info}
+        else:
+            last = branch_thread(self.branch_threads).submit(self.branch_gradients, branches[-1], batch)
+            updates, info = self.branch_gradients([name for branch in branches[:-1] for name in branch], batch)
+            last_updates, last_info = last.result()
+            step_optimizers([optimizer for _, optimizer in updates + last_updates])
+            info = {**info, **last_info}
+        if self.uses_cuda_graphs():  # the next graph step overwrites this one's outputs (TD3: train_pi after train_q)
+            info = {key: value.clone() for key, value in info.items()}
+        return info
 
     def train(self, batch):
         return self.update('train', batch)
