@@ -14,7 +14,10 @@ The timed loop reads nothing back (a run's logger reads its sums once per cycle)
 ahead of Python; each timing ends with a synchronize. Each variant's first update (compilation,
 CUDA-graph recording) is timed apart. Then the learner's loop without the env: `sample_batch`
 from an RRD-sized buffer of `--buffer_size` transitions plus one update, numpy batches copied to
-the device per update against the gather from the ring's copy on the device.
+the device per update against the gather from the ring's copy on the device (on CUDA also with
+--compile, where the update itself is fast). On CUDA, the cost of one kernel launch from Python
+and the eager update under torch.profiler (kernels per update, the GPU's busy time) say what
+bounds the eager update.
 
 With --tests it first runs the test suite's CUDA checks (`pytest --torch-device cuda`: the port
 on CUDA against the port on the CPU, the speed-ups and opt-in flags against the eager update, the
@@ -131,7 +134,7 @@ def variant_speeds(alg, device, updates, warmup, repeats):
 
 
 def launch_microseconds(device, count=2000):
-    """Seconds per launch of a tiny kernel from Python: the floor under every eager op."""
+    """Microseconds per launch of a tiny kernel from Python: the floor under every eager op."""
     x = torch.zeros(256, device=device)
     return timed(device, lambda _: x.add_(1.0), count) / count * 1e6
 
@@ -214,8 +217,8 @@ def main(argv=None):
                   f'(first update {first[variant]:.1f} s)')
         if 'profile' in results['algs'][alg]:
             profiled = results['algs'][alg]['profile']
-            print(f'  eager update profiled: {profiled["kernels"]:.0f} kernels, GPU busy {profiled["busy_ms"]:.2f} ms '
-                  f'of {profiled["wall_ms"]:.2f} ms')
+            print(f'  eager update under the profiler: {profiled["kernels"]:.0f} kernels and copies, the GPU busy '
+                  f'{profiled["busy_ms"]:.2f} ms (profiled wall time {profiled["wall_ms"]:.2f} ms)')
         for label, key in (('', 'learner_loop'), (' with --compile', 'learner_loop_compile')):
             if key in results['algs'][alg]:
                 loop = results['algs'][alg][key]
