@@ -76,8 +76,9 @@ def make_batches(args, count, seed=0):
     return batches
 
 
-def learner_update(agent, batch, update):
-    """One update as the learner makes it (TD3's policy every pi_delay_freq-th), info read back."""
+def learner_update(agent, batch, update, read_back=True):
+    """One update as the learner makes it (TD3's policy every pi_delay_freq-th), info read back
+    (on a GPU the learner does not: its logger reads sums once per cycle)."""
     args = agent.args
     if (args.basis_alg if args.alg == 'rrd' else args.alg) == 'td3':
         info = agent.train_q(batch)
@@ -85,7 +86,8 @@ def learner_update(agent, batch, update):
             info.update(agent.train_pi(batch))
     else:
         info = agent.train(batch)
-    {key: float(value) for key, value in info.items()}
+    if read_back:
+        {key: float(value) for key, value in info.items()}
     agent.target_update()
 
 

@@ -17,7 +17,7 @@ from an RRD-sized buffer of `--buffer_size` transitions plus one update, numpy b
 the device per update against the gather from the ring's copy on the device (on CUDA also with
 --compile, where the update itself is fast). On CUDA, the cost of one kernel launch from Python
 and the eager update under torch.profiler (kernels per update, the GPU's busy time) say what
-bounds the eager update.
+bounds the eager update. Last, every agent's eager updates/s (the CPU report's GPU column).
 
 With --tests it first runs the test suite's CUDA checks (`pytest --torch-device cuda`: the port
 on CUDA against the port on the CPU, the speed-ups and opt-in flags against the eager update, the
@@ -45,7 +45,7 @@ sys.path.insert(0, ROOT)
 from algorithm import create_agent  # noqa: E402
 from algorithm.replay_buffer import create_buffer  # noqa: E402
 from bench import levers  # noqa: E402
-from bench.agent_speed import make_args, make_batches  # noqa: E402
+from bench.agent_speed import ALGS, learner_update, make_args, make_batches  # noqa: E402
 from bench.buffer_bench import fill  # noqa: E402
 
 
@@ -153,6 +153,20 @@ def kernel_profile(alg, device, count=20):
             'busy_ms': sum(event.time_range.elapsed_us() for event in kernels) / count / 1e3}
 
 
+def every_agent(device, updates, warmup, repeats):
+    """{agent: best eager updates/s} for every agent of bench/agent_speed.py (the CPU report's
+    rows), updates as the learner makes them, batches already on the device, nothing read back."""
+    speeds = {}
+    for alg in ALGS:
+        agent = build(alg, device)
+        batches = [agent.to_tensors(batch) for batch in make_batches(agent.args, warmup + updates)]
+        timed(device, lambda index: learner_update(agent, batches[index], index, read_back=False), warmup)
+        seconds = min(timed(device, lambda index: learner_update(agent, batches[warmup + index], warmup + index,
+                                                                 read_back=False), updates) for _ in range(repeats))
+        speeds[alg] = updates / seconds
+    return speeds
+
+
 def learner_loop(alg, device, updates, warmup, repeats, buffer_size, flags=()):
     """{'host': ..., 'device': ...} best (sample_batch + update)/s from one buffer of `buffer_size`
     HalfCheetah transitions, its batches copied per update or gathered from the device ring."""
@@ -226,6 +240,10 @@ def main(argv=None):
                       f'{loop["host"]:.1f}/s, --buffer_on_device {loop["device"]:.1f}/s '
                       f'(x{loop["device"] / loop["host"]:.2f})', flush=True)
         save()
+    results['every_agent'] = every_agent(options.device, options.updates, options.warmup, options.repeats)
+    print('eager updates/s, every agent: ' + ', '.join(f'{alg} {rate:.1f}'
+                                                        for alg, rate in results['every_agent'].items()))
+    save()
 
 
 if __name__ == '__main__':

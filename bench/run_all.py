@@ -201,7 +201,9 @@ def lever_table(levers):
 
 def gpu_cell(gpu, alg):
     """The GPU column (on the 1-thread rows): torch's eager updates/s on the GPU, where gpu_bench
-    measured this agent."""
+    measured this agent (learner-shaped updates in its every-agent part; else its SAC tables)."""
+    if alg in gpu.get('every_agent', {}):
+        return f'{gpu["every_agent"][alg]:.1f}'
     result = gpu.get('algs', {}).get(alg)
     if result:
         return f'{result["updates_per_s"]["eager (as shipped)"]:.1f}'
