@@ -293,8 +293,10 @@ GPU_NOTES = """What the GPU runs said (NVIDIA H100 80GB, torch 2.11, 2026-11-24:
   times at that scale. The variation is from run to run (the RRD-SAC configurations are
   bit-for-bit repeatable on this repo's CPU with 1, 2 or 8 threads);
   `torch.use_deterministic_algorithms` neither removed it nor flagged an op, so its source, the GPU
-  or the 16-core CPU reference, is not isolated. A defect shows far above it: a 3e-5 change to one
-  parameter fails the next update's comparison.
+  or the CPU reference (on all 16 cores there, an SAC update's two branches on 8 each), is not
+  isolated. Since these runs the CPU reference runs one thread, where this repo's agents repeat
+  their arithmetic exactly; whether that removes the variation has not been on a GPU yet. A defect
+  shows far above it: a 3e-5 change to one parameter fails the next update's comparison.
 """
 
 

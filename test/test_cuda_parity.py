@@ -30,8 +30,11 @@ def on_cuda_only(torch_device):
 
 
 def make_torch_agent(name, device):
+    """The CPU reference runs one thread, where each backend repeats its arithmetic bit for bit (a
+    GPU machine's many cores would split its products, and DDPG/SAC updates, across threads)."""
     argv, obs_dims, acts_dims = CASES[name]
-    args = get_args(argv + ['--use_pytorch', 'True', '--cuda', str(device == 'cuda')])
+    threads = ['--threads', '1'] if device == 'cpu' else []
+    args = get_args(argv + ['--use_pytorch', 'True', '--cuda', str(device == 'cuda'), *threads])
     args.obs_dims, args.acts_dims = list(obs_dims), list(acts_dims)
     return create_agent(args)
 
