@@ -289,8 +289,8 @@ GPU_NOTES = """What the GPU runs said (NVIDIA H100 80GB, torch 2.11, 2026-11-24:
   CPU assumptions in the tests; all fixed): the CUDA-vs-CPU suite passed all 34 configurations in
   three of the four full runs. The run above failed two RRD configurations just past its 1e-5
   tolerance (rrd-sac-bc's Q_loss 3.7e-5 relative at update 1, a reward-head weight of
-  rrd-dqn-image 1.2e-5 after update 7), and repeats of the RRD-SAC configurations failed 2 of 16
-  times at that scale. The variation is from run to run (the RRD-SAC configurations are
+  rrd-dqn-image 1.2e-5 after update 7); 16 repeated runs of rrd-sac, rrd-sac-bc and
+  rrd-dqn-image (58 configuration runs, sac in some) failed twice at that scale. The variation is from run to run (the RRD-SAC configurations are
   bit-for-bit repeatable on this repo's CPU with 1, 2 or 8 threads);
   `torch.use_deterministic_algorithms` neither removed it nor flagged an op, so its source, the GPU
   or the CPU reference (on all 16 cores there, an SAC update's two branches on 8 each), is not
