@@ -70,14 +70,21 @@ def first_line(error):
     return lines[0][:200] if lines else type(error).__name__
 
 
+def refuse_run_checkpoint(path, backend):
+    """An agent checkpoint is expected at `path`: if it is a run checkpoint folder, name the agent
+    checkpoint inside it."""
+    agent = agent_path(path, backend)
+    if os.path.isfile(os.path.join(agent, META_FILE) if backend == 'tf' else agent):
+        raise CheckpointError(f'{path} is a run checkpoint folder; load the agent in it: {agent}')
+
+
 def read_tf_meta(path):
     """The metadata of the TF checkpoint directory `path`, after checking that its files are there."""
     if not os.path.isdir(path):
         hint = (': that is a file (torch checkpoints are files, TF ones directories); load it with '
                 '--use_pytorch True') if os.path.isfile(path) else '; check the --load_model path'
         raise CheckpointError(f'no TF checkpoint directory at {path}{hint}')
-    if os.path.isfile(os.path.join(agent_path(path, 'tf'), META_FILE)):  # a run checkpoint
-        raise CheckpointError(f'{path} is a run checkpoint folder; load the agent in it: {agent_path(path, "tf")}')
+    refuse_run_checkpoint(path, 'tf')
     try:
         with open(os.path.join(path, META_FILE)) as file:
             meta = json.load(file)
@@ -98,9 +105,7 @@ def load_torch_payload(path, map_location='cpu'):
     weights_only=False, i.e. running code from the file) never reach the user.
     """
     if os.path.isdir(path):
-        if os.path.isfile(agent_path(path, 'torch')):  # a run checkpoint
-            raise CheckpointError(f'{path} is a run checkpoint folder; load the agent in it: '
-                                  f'{agent_path(path, "torch")}')
+        refuse_run_checkpoint(path, 'torch')
         raise CheckpointError(f'{path} is a directory, not a torch checkpoint file (TF checkpoints are '
                               'directories); load it with --use_pytorch False')
     if not os.path.isfile(path):
