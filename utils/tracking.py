@@ -17,6 +17,8 @@ import contextlib
 import os
 import secrets
 
+from utils.os_utils import write_atomic
+
 INSTALL_HINT = 'pip install -r requirements-extra.txt'
 
 
@@ -47,9 +49,7 @@ class Tracker:
             raise TrackingError(f'--track: wandb could not start a run ({reason}); log in with `wandb login`, '
                                 'or set WANDB_MODE=offline to record the run locally') from None
         if run_id != self.run.id:  # written once W&B has the run: a failed login leaves no file behind
-            os.makedirs(os.path.dirname(id_path), exist_ok=True)
-            with open(id_path, 'w') as file:
-                file.write(self.run.id + '\n')
+            write_atomic(id_path, lambda file: file.write(self.run.id + '\n'))
 
     def log(self, scalars, step):
         self.run.log(scalars, step=step)
