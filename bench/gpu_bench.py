@@ -112,9 +112,10 @@ def timed(device, step, count):
     return time.perf_counter() - start
 
 
-def update(agent, batch):
-    agent.train(batch)
-    agent.target_update()
+def update(agent, batch, index=0):
+    """Update number `index` as the learner makes it (TD3's policy every pi_delay_freq-th), nothing
+    read back: on a device the learner's logger reads its sums once per cycle."""
+    learner_update(agent, batch, index, read_back=False)
 
 
 def variant_speeds(alg, device, updates, warmup, repeats):
@@ -160,9 +161,9 @@ def every_agent(device, updates, warmup, repeats):
     for alg in ALGS:
         agent = build(alg, device)
         batches = [agent.to_tensors(batch) for batch in make_batches(agent.args, warmup + updates)]
-        timed(device, lambda index: learner_update(agent, batches[index], index, read_back=False), warmup)
-        seconds = min(timed(device, lambda index: learner_update(agent, batches[warmup + index], warmup + index,
-                                                                 read_back=False), updates) for _ in range(repeats))
+        timed(device, lambda index: update(agent, batches[index], index), warmup)
+        seconds = min(timed(device, lambda index: update(agent, batches[warmup + index], warmup + index), updates)
+                      for _ in range(repeats))
         speeds[alg] = updates / seconds
     return speeds
 
