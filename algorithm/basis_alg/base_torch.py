@@ -72,6 +72,10 @@ class BaseAgent:
         self.normalizer = Normalizer(args.obs_dims).to(self.device) if args.obs_normalization else None
         self.target_pairs = []  # (target module, online module), filled by create_network
         self.create_network()
+        # The tensors of the target update, collected once (the modules never change; loading a
+        # checkpoint copies into them): walking the modules every update cost ~30 us.
+        self.target_params = [p for target, _ in self.target_pairs for p in target.parameters()]
+        self.source_params = [p for _, source in self.target_pairs for p in source.parameters()]
         self.create_optimizers()
         names = {name for kind in ('train', 'train_pi', 'train_q') for branch in self.loss_branches(kind)
                  for name in branch}
@@ -153,8 +157,10 @@ class BaseAgent:
         through detached weights, `input_gradient_mlp`), so one backward pass over all losses
         gives every optimiser exactly its own gradients.
         """
-        for _, optimizer in updates:
-            optimizer.zero_grad(set_to_none=True)
+        for _, optimizer in updates:  # zero_grad(set_to_none=True) without its per-call bookkeeping (~10 us)
+            for group in optimizer.param_groups:
+                for param in group['params']:
+                    param.grad = None
         if updates:
             torch.autograd.backward([loss for loss, _ in updates])
 
@@ -235,12 +241,10 @@ class BaseAgent:
         return self.update('train_q', batch)
 
     def target_update(self):
-        targets = [p for target, _ in self.target_pairs for p in target.parameters()]
-        sources = [p for _, source in self.target_pairs for p in source.parameters()]
         if self.hard_target_update:
-            hard_update(targets, sources)
+            hard_update(self.target_params, self.source_params)
         else:
-            polyak_update(targets, sources, self.args.polyak)
+            polyak_update(self.target_params, self.source_params, self.args.polyak)
 
     def normalizer_update(self, batch):
         if self.normalizer is not None:
