@@ -26,10 +26,11 @@ neither test may reach significance: the verdict then says "inconclusive", which
 answer.
 
 Paired by seed: when the two sets share at least two seeds (from config.json or the run names),
-the runs of a shared seed are paired. Both backends of this repo draw the same env and
-exploration randomness for a seed, so pairs track each other much more closely than the spread
-across seeds, and paired tests see what unpaired ones cannot (the original release's runs draw
-other random streams and are never paired). The table then adds the median |b - a| over the
+the runs of a shared seed are paired. A pair shares the numpy-drawn randomness of its seed (env
+resets and test episodes, warm-up actions, replay sampling, DQN's epsilon-greedy choices) but not
+the initial weights or the Gaussian action noise, which each framework draws itself; so the paired
+tests are valid but gain little over the unpaired ones (the original release's runs draw other
+random streams and are never paired). The table then adds the median |b - a| over the
 pairs at each evaluation point, and the verdicts add, on the per-seed differences d = b - a of
 each summary, the paired TOST (two one-sided one-sample t-tests of d against -margin and
 +margin, the same margin) and the Wilcoxon signed-rank test of d (with n pairs its two-sided p
