@@ -22,6 +22,7 @@ import math
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
 
@@ -258,6 +259,23 @@ def _average(total, count):
     return total / count
 
 
+def summary_writer_class():
+    """tensorboardX's SummaryWriter, imported without torch when this process has not loaded it.
+
+    tensorboardX imports torch whenever it can (to accept torch tensors); the Logger writes plain
+    floats, so a TensorFlow run would load torch for nothing: ~180 MB of memory and its import
+    time. A torch run has loaded torch already (its agent is built first) and is unaffected."""
+    if 'torch' in sys.modules:
+        from tensorboardX import SummaryWriter
+        return SummaryWriter
+    sys.modules['torch'] = None  # `import torch` raises ImportError while this entry stands
+    try:
+        from tensorboardX import SummaryWriter
+    finally:
+        del sys.modules['torch']
+    return SummaryWriter
+
+
 class Logger:
     """Console + text log, per-cycle averaged table (console, CSV), TensorBoard and npz output.
 
@@ -325,7 +343,7 @@ class Logger:
             purge_step = resume['step'] + 1
             self._cut_csv(self._rows)
         if tensorboard:
-            from tensorboardX import SummaryWriter
+            SummaryWriter = summary_writer_class()
             # a file of its own even within the second the earlier one was started (same file name)
             suffix = f'.resumed-at-{purge_step}' if resume is not None else ''
             self.writer = SummaryWriter(logdir=self.board_dir, purge_step=purge_step, filename_suffix=suffix)
