@@ -18,7 +18,8 @@ logger = logging.getLogger(__name__)
 BASIS_ALGS = ('dqn', 'ddpg', 'td3', 'sac')
 ALGS = BASIS_ALGS + ('ircr', 'rrd')
 INSTALL_HINT = {
-    'torch': 'pip install torch==2.13.0 (CPU build) or see requirements.txt',
+    'torch': 'pip install -r requirements.txt (torch 2.13.0; CPU-only build: pip install torch==2.13.0 '
+             '--index-url https://download.pytorch.org/whl/cpu)',
     'tf': 'pip install -r requirements-tf.txt',
 }
 BACKEND_NAMES = {'torch': 'PyTorch', 'tf': 'TensorFlow'}

@@ -94,7 +94,7 @@ ROWS = {
                                  ['--noop (4) must be >= --frames (8)', 'raise --noop or lower --frames']),
     # ---- backends ----------------------------------------------------------------------------------
     'bad USE_PYTORCH': ([], ["USE_PYTORCH='perhaps' is not a boolean", 'unset it'], use_pytorch_env('perhaps')),
-    'torch not installed': (TORCH, ['PyTorch backend was requested but is not installed', 'pip install torch'],
+    'torch not installed': (TORCH, ['PyTorch backend was requested but is not installed', 'pip install -r requirements.txt'],
                             hide_modules('torch')),
     'tensorflow not installed': (TF, ['TensorFlow backend was requested but is not installed',
                                       'requirements-tf.txt'], hide_modules('tensorflow')),

@@ -859,7 +859,7 @@ def test_backend_request_must_be_a_boolean(monkeypatch, value, source):
 def test_missing_torch_gives_install_hint(monkeypatch):
     args = make_args('Swimmer-v2', 'sac', (5,), (2,))
     hide(monkeypatch, 'torch')
-    with pytest.raises(BackendError, match='PyTorch backend was requested but is not installed: pip install torch'):
+    with pytest.raises(BackendError, match='PyTorch backend was requested but is not installed: pip install -r requirements.txt'):
         algorithm.create_agent(args)
 
 
