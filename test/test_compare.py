@@ -251,3 +251,16 @@ def test_ctrl_c_stops_the_runs_with_their_checkpoints(tmp_path, capsys):
     assert 'stopped; each run kept its checkpoint: continue one with python train.py --resume' in capsys.readouterr().err
     statuses = [json.load(open(path))['status'] for path in glob.glob(os.path.join(logdir, 'models', '*', 'status.json'))]
     assert statuses == ['interrupted', 'interrupted']
+
+
+def test_learning_check_refuses_steps_it_would_round(capsys):
+    """tools/learning_check.py trains in cycles of --eval_every steps, iterations of 100: a value
+    that does not divide was rounded down (1000 steps every 150 ran 600 steps, every 100)."""
+    from tools import learning_check
+    for flags in (['--eval_every', '150'], ['--eval_every', '0'], ['--steps', '1050', '--eval_every', '100']):
+        with pytest.raises(SystemExit) as exit_info:
+            learning_check.main(['--preset', 'cartpole', '--steps', '1000', *flags, '--summary-only'])
+        assert exit_info.value.code == 2 and 'must be a positive multiple of 100' in capsys.readouterr().err
+    opts = argparse.Namespace(steps=1000, eval_every=200, test_rollouts=1)
+    flags = learning_check.run_flags(learning_check.PRESETS['cartpole'], 'rrd-dqn', 0, opts)
+    assert '--cycles=5' in flags and '--iterations=2' in flags and '--timesteps=100' in flags

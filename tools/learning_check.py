@@ -71,7 +71,7 @@ def summary(preset, opts):
           + ', '.join(f'{name} {returns[:, -last:].mean():.1f}' for name, (_, returns) in curves.items()))
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--preset', choices=list(PRESETS), default='hopper')
     parser.add_argument('--steps', type=int, help='env steps per run (default: the preset\'s)')
@@ -82,11 +82,14 @@ def main():
     parser.add_argument('--parallel', type=int, default=2)
     parser.add_argument('--logdir', help='default: log/learning_check/<preset>')
     parser.add_argument('--summary-only', action='store_true')
-    opts = parser.parse_args()
+    opts = parser.parse_args(argv)
     preset = PRESETS[opts.preset]
     for key in ('steps', 'eval_every', 'test_rollouts'):
         if getattr(opts, key) is None:
             setattr(opts, key, preset[key])
+    if opts.eval_every <= 0 or opts.eval_every % TIMESTEPS or opts.steps <= 0 or opts.steps % opts.eval_every:
+        parser.error(f'--eval_every {opts.eval_every} must be a positive multiple of {TIMESTEPS} (env steps per '
+                     f'iteration) and --steps {opts.steps} a positive multiple of it')
     opts.configs = opts.configs or preset['default_configs']
     unknown = set(opts.configs) - set(preset['configs'])
     if unknown:
