@@ -256,6 +256,26 @@ def test_resume_continues_the_files(tmp_path):
     assert [(event.step, event.value) for event in acc.Scalars('charts/TestRewards')] == [(100, 0.0), (200, 99.0)]
 
 
+def test_scalars_are_in_the_file_when_tabular_returns(tmp_path):
+    """A run killed (kill -9, OOM) right after a cycle's row keeps that row's TensorBoard scalars:
+    its resume hides only the steps after its checkpoint, so a scalar lost here is lost for good.
+    tensorboardX's SummaryWriter left some in its background queue (2-3 of 19 here)."""
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = (f'import os, sys; sys.path.insert(0, {root!r}); from utils.os_utils import Logger\n'
+            f'logger = Logger(logdir={str(tmp_path)!r}, name="run", echo=False)\n'
+            'for i in range(19): logger.add_record(f"charts/k{i:02d}", float(i))\n'
+            'logger.tabular(100)\n'
+            'os._exit(0)')
+    subprocess.run([sys.executable, '-c', code], check=True, timeout=60)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    acc = EventAccumulator(str(tmp_path / 'board' / 'run'))
+    acc.Reload()
+    assert sorted(acc.Tags()['scalars']) == [f'charts/k{i:02d}' for i in range(19)]
+    assert [(event.step, event.value) for event in acc.Scalars('charts/k18')] == [(100, 18.0)]
+
+
 def test_run_lock(tmp_path, monkeypatch, caplog):
     """hold_run: one holder at a time, named by pid; run_holder probes without taking it. On a
     file system without locks both go on (a line says so) instead of failing."""
@@ -287,12 +307,12 @@ def test_a_failed_start_gives_its_name_back(tmp_path, monkeypatch):
     """A Logger that fails after claiming its name (here: TensorBoard on a full disk) leaves no file,
     so the run started again gets the same name (a sweep watches its cells by name)."""
     import errno
-    import tensorboardX
+    import tensorboardX.event_file_writer
 
     def full_disk(*args, **kwargs):
         raise OSError(errno.ENOSPC, 'No space left on device')
     with monkeypatch.context() as patch:
-        patch.setattr(tensorboardX, 'SummaryWriter', full_disk)
+        patch.setattr(tensorboardX.event_file_writer, 'EventsWriter', full_disk)
         with pytest.raises(OSError, match='No space left'):
             Logger(logdir=str(tmp_path), name='cell-seed0', echo=False)
     assert os.listdir(tmp_path) == []

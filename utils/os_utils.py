@@ -5,7 +5,7 @@ No torch or tensorflow here, so both backends (and the arguments parser) can use
 Log layout under `logdir` (default 'log'), with `name` unique per run:
     text/<name>.log        everything the logger prints
     csv/<name>.csv         the per-cycle table, one row per `tabular` call
-    board/<name>/          TensorBoard scalars (tensorboardX)
+    board/<name>/          TensorBoard scalars (tensorboardX's event files)
     rews/<tag>/<name>/<env>.npz   test returns per evaluation point (`save_npz`); with an empty
                            tag rews/<name>/<env>.npz
     models/<name>/         config.json, status.json, .lock and the checkpoints (train.py)
@@ -259,21 +259,47 @@ def _average(total, count):
     return total / count
 
 
-def summary_writer_class():
-    """tensorboardX's SummaryWriter, imported without torch when this process has not loaded it.
+def import_tensorboardx():
+    """tensorboardX's event-file parts, imported without torch when this process has not loaded it.
 
     tensorboardX imports torch whenever it can (to accept torch tensors); the Logger writes plain
     floats, so a TensorFlow run would load torch for nothing: ~180 MB of memory and its import
     time. A torch run has loaded torch already (its agent is built first) and is unaffected."""
-    if 'torch' in sys.modules:
-        from tensorboardX import SummaryWriter
-        return SummaryWriter
-    sys.modules['torch'] = None  # `import torch` raises ImportError while this entry stands
-    try:
-        from tensorboardX import SummaryWriter
-    finally:
-        del sys.modules['torch']
-    return SummaryWriter
+    if 'torch' not in sys.modules:
+        sys.modules['torch'] = None  # `import torch` raises ImportError while this entry stands
+        try:
+            return import_tensorboardx()
+        finally:
+            del sys.modules['torch']
+    from tensorboardX.event_file_writer import EventsWriter
+    from tensorboardX.proto.event_pb2 import Event, SessionLog
+    from tensorboardX.summary import scalar
+    return EventsWriter, Event, SessionLog, scalar
+
+
+class ScalarEvents:
+    """TensorBoard scalars, each written to the events file as it is added; `flush` puts them in
+    the file. tensorboardX's SummaryWriter hands events to a background thread and its flush does
+    not wait for them, so a run killed right after a cycle lost some of that cycle's scalars for
+    good (its resume hides only the steps after its checkpoint). The file is SummaryWriter's:
+    same name, and with `purge_step` the marker from which TensorBoard drops earlier files' events."""
+
+    def __init__(self, logdir, purge_step=None, filename_suffix=''):
+        events_writer, self.event, session_log, self.summary = import_tensorboardx()
+        os.makedirs(logdir, exist_ok=True)
+        self.events = events_writer(os.path.join(logdir, 'events'), filename_suffix)
+        if purge_step is not None:
+            self.events.write_event(self.event(step=purge_step, file_version='brain.Event:2'))
+            self.events.write_event(self.event(step=purge_step, session_log=session_log(status=session_log.START)))
+
+    def add_scalar(self, tag, value, step):
+        self.events.write_event(self.event(wall_time=time.time(), step=step, summary=self.summary(tag, value)))
+
+    def flush(self):
+        self.events.flush()
+
+    def close(self):
+        self.events.close()
 
 
 class Logger:
@@ -343,19 +369,20 @@ class Logger:
             purge_step = resume['step'] + 1
             self._cut_csv(self._rows)
         if tensorboard:
-            SummaryWriter = summary_writer_class()
             # a file of its own even within the second the earlier one was started (same file name)
             suffix = f'.resumed-at-{purge_step}' if resume is not None else ''
-            self.writer = SummaryWriter(logdir=self.board_dir, purge_step=purge_step, filename_suffix=suffix)
+            self.writer = ScalarEvents(self.board_dir, purge_step=purge_step, filename_suffix=suffix)
         verb = 'resumed' if resume is not None else 'started'
         self.print(f'# {self.name} ({verb} {time.strftime("%Y-%m-%d %H:%M:%S")})')
 
     def _unclaim(self):
-        """Give the name back (the run's text log, still empty) after a failed start."""
+        """Give the name back after a failed start: the run's text log (still empty) and its
+        TensorBoard folder while it is empty."""
         if os.path.exists(self.text_path) and os.path.getsize(self.text_path) == 0:
             os.unlink(self.text_path)
-            with contextlib.suppress(OSError):  # other runs' logs keep the folder
-                os.rmdir(os.path.dirname(self.text_path))
+        for folder in (os.path.dirname(self.text_path), self.board_dir, os.path.dirname(self.board_dir)):
+            with contextlib.suppress(OSError):  # not empty: files (other runs' logs) keep it
+                os.rmdir(folder)
 
     def _claim(self, name):
         """Whether the name was free and is now this run's: no file of the run exists, and its text
