@@ -351,6 +351,9 @@ def _validate(args):
     """Reject values and combinations that would fail (or silently misbehave) later."""
     if args.track and importlib.util.find_spec('wandb') is None:
         fail('--track needs wandb, which is not installed; pip install -r requirements-extra.txt')
+    for name, value in vars(args).items():  # inf passes every range check below
+        if isinstance(value, float) and math.isinf(value):
+            fail(f'--{name} must be a finite number, got {value}; pass a finite value')
     for name in _POSITIVE:
         value = getattr(args, name, None)
         if value is not None and not value > 0:

@@ -74,6 +74,8 @@ ROWS = {
     'negative batch size': (['--batch_size', '-32'], ['--batch_size must be positive, got -32']),
     'negative learning rate': (['--pi_lr', '-0.001'], ['--pi_lr must be >= 0, got -0.001']),
     'nan learning rate': (['--q_lr', 'nan'], ['--q_lr must be >= 0, got nan']),
+    'infinite learning rate': (['--pi_lr', 'inf'], ['--pi_lr must be a finite number, got inf']),
+    'overflowing temperature': (['--alpha_init', '1e400'], ['--alpha_init must be a finite number, got inf']),
     'gamma above 1': (['--gamma', '1.5'], ['--gamma must be in [0, 1], got 1.5']),
     'negative polyak': (['--alg', 'td3', '--polyak', '-0.1'], ['--polyak must be in [0, 1], got -0.1']),
     'epsilon above 1': (['--env', 'CartPole-v1', '--alg', 'dqn', '--eps_l', '2'], ['--eps_l must be in [0, 1]']),
