@@ -489,6 +489,17 @@ def train_run(args, stop, log_lines):
     env, test_env = make_env(args), make_env(args)
     describe_env(args, env)
     check_run(args)
+    name = os.path.basename(args.resume) if args.resume is not None else args.run_name
+    named_dir = os.path.join(args.logdir, 'models', name) if name else None  # a resumed or --run_name run's folder
+    if args.resume is None and name:  # checked before the agent is built: the error is the only line
+        if os.path.exists(os.path.join(named_dir, CONFIG)):
+            raise UsageError(f'--run_name {name}: that run exists in {args.logdir}; continue it with '
+                             f'--resume {name}, or choose another --run_name')
+        results = os.path.join(args.logdir, 'csv', f'{name}.csv')
+        if os.path.exists(results):  # a start that failed early wrote no row; this run has results
+            raise UsageError(f'--run_name {name}: a run of that name left its results in {args.logdir} '
+                             f'({results}) without its run folder {named_dir}, so it cannot be resumed and '
+                             f'would be overwritten; choose another --run_name, or move that run\'s files away')
     args.backend = select_backend(args)
     set_global_seeds(args.seed, args.backend)
     agent = create_agent(args)
@@ -500,11 +511,6 @@ def train_run(args, stop, log_lines):
         if args.buffer_on_device:
             buffer.keep_on_device(agent.device)
         return buffer
-    name = os.path.basename(args.resume) if args.resume is not None else args.run_name
-    named_dir = os.path.join(args.logdir, 'models', name) if name else None  # a resumed or --run_name run's folder
-    if args.resume is None and name and os.path.exists(os.path.join(named_dir, CONFIG)):
-        raise UsageError(f'--run_name {name}: that run exists in {args.logdir}; continue it with '
-                         f'--resume {name}, or choose another --run_name')
     with contextlib.ExitStack() as held:
         checkpoint = state = logger_state = None
         if name:  # a given name is locked first and kept (a sweep watches its cells by name)

@@ -9,6 +9,7 @@ import glob
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -519,6 +520,23 @@ def test_a_given_run_name_is_kept_over_the_leftovers_of_a_failed_start(tmp_path)
     train.main([*flags, *TORCH, '--cycles=1', '--run_name=cell-seed0', f'--logdir={logdir}'])
     assert os.listdir(logdir / 'models') == ['cell-seed0'] and status(str(logdir))['status'] == 'finished'
     assert os.listdir(logdir / 'text') == ['cell-seed0.log']
+
+
+def test_a_given_run_name_never_overwrites_a_runs_results(tmp_path, capsys):
+    """A finished run whose run folder was deleted (to free checkpoint space) still has its results;
+    a new run given its name is refused with one line rather than overwriting its CSV and npz."""
+    logdir = tmp_path / 'log'
+    flags = [*[flag for flag in TINY if not flag.startswith('--cycles')], *TORCH, '--cycles=1', f'--logdir={logdir}']
+    train.main([*flags, '--run_name=done'])
+    shutil.rmtree(logdir / 'models' / 'done')
+    before = {path: path.read_bytes() for path in logdir.rglob('*') if path.is_file()}
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        train.main([*flags, '--run_name=done', '--seed=1'])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count('\n') == 1
+    assert 'a run of that name left its results' in err and 'choose another --run_name' in err
+    assert {path: path.read_bytes() for path in logdir.rglob('*') if path.is_file()} == before
 
 
 def test_a_disk_error_is_no_damage(tmp_path, monkeypatch):
