@@ -262,6 +262,8 @@ def parse_args(argv):
         args = get_args(argv)
         args.resume = None
         return args
+    if not known.resume and {'-h', '--help'} & set(argv):  # the help, not a search for the run it would resume
+        return get_args(argv)
     names = given_flags(argv)
     if known.resume:
         run_dir = find_run(known.resume, known.logdir)

@@ -539,6 +539,19 @@ def test_a_given_run_name_never_overwrites_a_runs_results(tmp_path, capsys):
     assert {path: path.read_bytes() for path in logdir.rglob('*') if path.is_file()} == before
 
 
+def test_resume_help_is_the_help(tmp_path, capsys):
+    """`--resume --help` prints the help once and exits 0; it tried every run in the logdir as the
+    one to resume, printing the help for each, then failed."""
+    logdir = tmp_path / 'log'
+    flags = [*[flag for flag in TINY if not flag.startswith('--cycles')], *TORCH, '--cycles=1', f'--logdir={logdir}']
+    train.main([*flags, '--run_name=one'])
+    train.main([*flags, '--run_name=two'])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(['--resume', '--help', f'--logdir={logdir}'])
+    assert exit_info.value.code == 0 and capsys.readouterr().out.count('usage:') == 1
+
+
 def test_a_disk_error_is_no_damage(tmp_path, monkeypatch):
     """An I/O error while reading a checkpoint (a flaky network disk) stops the resume with that
     error: it says nothing about the file, so no checkpoint is passed over or set aside."""
