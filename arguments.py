@@ -332,6 +332,8 @@ THREADS_PER_CORE = 4
 def _check_logdir(logdir):
     """--logdir must be a folder this user can write to, or one that can be created. Probed with
     an unnamed temporary file: permission bits say nothing for root or on read-only mounts."""
+    if not logdir:
+        fail('--logdir is empty; pass a folder (the default is log)')
     if os.path.exists(logdir) and not os.path.isdir(logdir):
         fail(f'--logdir {logdir} is a file; pass a folder (it is created when missing)')
     existing = os.path.abspath(logdir)

@@ -121,6 +121,7 @@ ROWS = {
     'tag with a folder': (['--tag=a/b'], ['--tag', "'a/b' is not a folder name"]),
     'tag of dots': (['--tag=..'], ['--tag', "'..' is not a folder name"]),
     'tag with a newline': (['--tag=a\nb'], ['--tag', "'a\\nb' is not a folder name", 'no control characters']),
+    'empty logdir': (['--logdir='], ['--logdir is empty', 'pass a folder']),
     'run name traversal': (['--run_name=../elsewhere'], ['--run_name', "'../elsewhere' is not a plain name"]),
     'logdir is a file': (['--logdir={tmp}/a_file'], ['--logdir {tmp}/a_file is a file', 'pass a folder']),
     'logdir below a file': (['--logdir={tmp}/a_file/log'], ['cannot be created: {tmp}/a_file is a file']),
