@@ -87,6 +87,20 @@ def test_offline_run_holds_the_config_and_every_scalar(offline):
             assert logged[key] == pytest.approx(scalars[key], rel=1e-12), key
 
 
+def test_wandb_is_quiet_and_writes_under_the_logdir(offline, monkeypatch, capsys):
+    """Without the user's WANDB_SILENT / WANDB_CACHE_DIR, wandb printed ~30 lines of its own and
+    wrote its service's debug logs to ~/.cache/wandb."""
+    monkeypatch.setenv('HOME', str(offline / 'home'))
+    monkeypatch.delenv('WANDB_SILENT')
+    monkeypatch.delenv('WANDB_CACHE_DIR')
+    logdir = offline / 'log'
+    train.main([*TINY, '--cycles=1', '--track', '--run_name=quiet', '--logdir', str(logdir)])
+    output = capsys.readouterr()
+    assert not [line for line in (output.out + output.err).splitlines() if line.startswith('wandb')]
+    assert not (offline / 'home').exists() and 'WANDB_CACHE_DIR' not in os.environ
+    assert glob.glob(str(logdir / 'wandb' / 'cache' / 'wandb' / 'logs' / '*.log'))
+
+
 def test_runs_of_one_name_get_their_own_wandb_runs(offline):
     """A sweep re-run into a fresh logdir repeats its run names; W&B must not merge the runs."""
     ids = []

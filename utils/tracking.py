@@ -10,8 +10,9 @@ resumed run's.
 The Logger hands the scalars over itself rather than through wandb's `sync_tensorboard`: that
 patch imports every TensorBoard writer it can find, TensorFlow's included, so a PyTorch run
 would load TensorFlow (measured: wandb.init went from 1.6 s to 18 s). The W&B run lives in
-`<logdir>/wandb/` like every other output of the run; `WANDB_MODE=offline` records it there
-without an account, for a later `wandb sync`.
+`<logdir>/wandb/` like every other output of the run (wandb's debug logs too, in
+`<logdir>/wandb/cache/` unless WANDB_CACHE_DIR is set), and wandb prints nothing;
+`WANDB_MODE=offline` records it there without an account, for a later `wandb sync`.
 """
 import contextlib
 import os
@@ -41,13 +42,21 @@ class Tracker:
                 with open(id_path) as file:
                     run_id = file.read().strip()
         os.makedirs(logdir, exist_ok=True)
+        # The service wandb starts here writes its debug logs to wandb's cache folder, ~/.cache/wandb
+        # unless the user chose one: they go under --logdir with the run's other W&B files.
+        user_cache = os.environ.get('WANDB_CACHE_DIR')
+        os.environ['WANDB_CACHE_DIR'] = user_cache or os.path.join(logdir, 'wandb', 'cache')
         try:
             self.run = wandb.init(project=args.wandb_project, entity=args.wandb_entity, name=name,
-                                  id=run_id or secrets.token_hex(8), resume='allow', config=vars(args), dir=logdir)
+                                  id=run_id or secrets.token_hex(8), resume='allow', config=vars(args), dir=logdir,
+                                  settings=wandb.Settings(silent=True))  # the run prints the project's lines only
         except wandb.errors.Error as error:
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise TrackingError(f'--track: wandb could not start a run ({reason}); log in with `wandb login`, '
                                 'or set WANDB_MODE=offline to record the run locally') from None
+        finally:  # the next run of this process (a sweep worker) may have another logdir
+            if user_cache is None:
+                del os.environ['WANDB_CACHE_DIR']
         if run_id != self.run.id:  # written once W&B has the run: a failed login leaves no file behind
             write_atomic(id_path, lambda file: file.write(self.run.id + '\n'))
 
