@@ -513,6 +513,9 @@ def train_run(args, stop, log_lines):
         if args.buffer_on_device:
             buffer.keep_on_device(agent.device)
         return buffer
+    if stop.signum is not None:  # Ctrl-C while the env and agent were built: leave no run behind
+        sys.stderr.write(f'{signal.Signals(stop.signum).name} before the run started: nothing was written\n')
+        return SIGNAL_EXIT[stop.signum], None
     with contextlib.ExitStack() as held:
         checkpoint = state = logger_state = None
         if name:  # a given name is locked first and kept (a sweep watches its cells by name)

@@ -194,6 +194,24 @@ def test_sigint_mid_cycle_resumes_exactly(tmp_path, reference, monkeypatch):
     assert_same_run(logdir, reference)
 
 
+def test_sigint_before_the_run_starts_leaves_nothing(tmp_path, monkeypatch, capsys):
+    """Ctrl-C while the env and agent are built (seconds: imports, TF's graph): the run stops
+    without writing a file. It used to start anyway and stop at env step 1 with a checkpoint,
+    leaving a run a later bare --resume could pick."""
+    create_agent = train.create_agent
+
+    def interrupted_build(args):
+        agent = create_agent(args)
+        os.kill(os.getpid(), signal.SIGINT)
+        return agent
+    monkeypatch.setattr(train, 'create_agent', interrupted_build)
+    logdir = tmp_path / 'log'
+    with pytest.raises(SystemExit) as exit_info:
+        train.main([*TINY, *TORCH, f'--logdir={logdir}'])
+    assert exit_info.value.code == 130 and not logdir.exists()
+    assert 'SIGINT before the run started: nothing was written' in capsys.readouterr().err
+
+
 def test_resume_rules(tmp_path, reference, capsys):
     logdir = reference.logdir
     with pytest.raises(SystemExit) as exit_info:  # flags that differ from the saved ones
