@@ -71,11 +71,18 @@ def first_line(error):
 
 
 def refuse_run_checkpoint(path, backend):
-    """An agent checkpoint is expected at `path`: if it is a run checkpoint folder, name the agent
-    checkpoint inside it."""
+    """An agent checkpoint is expected at the folder `path`: if it is a run checkpoint folder, or a
+    run folder holding some, name the agent checkpoint to load instead."""
     agent = agent_path(path, backend)
     if os.path.isfile(os.path.join(agent, META_FILE) if backend == 'tf' else agent):
         raise CheckpointError(f'{path} is a run checkpoint folder; load the agent in it: {agent}')
+    checkpoints = run_checkpoints(path)
+    if checkpoints:
+        agent, other = agent_path(checkpoints[-1], backend), 'tf' if backend == 'torch' else 'torch'
+        if os.path.exists(agent):
+            raise CheckpointError(f'{path} is a run folder; load an agent checkpoint in it, such as its newest: {agent}')
+        raise CheckpointError(f'{path} is a run folder of the other backend; load an agent checkpoint in it with '
+                              f'--use_pytorch {other == "torch"}, such as its newest: {agent_path(checkpoints[-1], other)}')
 
 
 def read_tf_meta(path):

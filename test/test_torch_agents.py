@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 import algorithm
 from algorithm import BackendError, create_agent, select_backend
-from algorithm.checkpoint import CheckpointError
+from algorithm.checkpoint import STATE_FILE, CheckpointError
 from arguments import get_args
 from utils.torch_utils import ConvTorso, Normalizer, SameConv2d
 
@@ -762,6 +762,16 @@ def test_checkpoint_errors(tmp_path):
     sac.save_model(str(run_checkpoint / 'agent.pt'))
     with pytest.raises(CheckpointError, match=f'is a run checkpoint folder; load the agent in it: {run_checkpoint}/agent.pt'):
         sac.load_model(str(run_checkpoint))
+    (run_checkpoint / STATE_FILE).write_bytes(b'')  # complete: the run folder above names it
+    with pytest.raises(CheckpointError, match=f'is a run folder; load an agent checkpoint in it, such as its newest: '
+                                              f'{run_checkpoint}/agent.pt'):
+        sac.load_model(str(tmp_path))
+    tf_checkpoint = tmp_path / 'tf-run' / 'step450-update776'
+    (tf_checkpoint / 'agent').mkdir(parents=True)
+    (tf_checkpoint / STATE_FILE).write_bytes(b'')
+    with pytest.raises(CheckpointError, match='is a run folder of the other backend; load an agent checkpoint in it '
+                                              f'with --use_pytorch False, such as its newest: {tf_checkpoint}/agent$'):
+        sac.load_model(str(tmp_path / 'tf-run'))
 
     corrupt = tmp_path / 'corrupt.pt'
     corrupt.write_bytes(np.random.RandomState(0).bytes(1000))
