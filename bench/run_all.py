@@ -441,6 +441,10 @@ one-thread update by test/test_torch_speedups.py):
   there (float64) and reads each sum once per cycle; it read every loss after every update, which
   on CUDA waits for the device each time. The CPU path is unchanged. Checked on an H100 with
   `torch.cuda.set_sync_debug_mode('warn')`: no synchronizing call in SAC's or RRD-SAC's update.
+- **Less Python around the update**: the target update's tensors are collected once (walking the
+  modules for them took ~30 us per update) and gradients are cleared directly rather than through
+  `zero_grad` (~10 us per optimiser): 60-70 us less per SAC or RRD-SAC update, ~20 us per DQN
+  update, timed on those functions alone (under 1% of an update, below the noise of the tables).
 - Already in place before: alpha kept as a tensor (no `.item()` in the loop), one zero-copy
   `as_tensor` per batch key, `torch._foreach_lerp_` for the Polyak update, and the conv weights
   left contiguous (channels-last weights measured x0.96-1.02).
