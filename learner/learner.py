@@ -47,6 +47,8 @@ class Learner:
 
     @property
     def warm(self):
+        """Steps ever stored, as the original release counts: once warm, always warm (the steps held
+        drop when whole episodes are evicted)."""
         return self.buffer.step_counter >= self.args.warmup
 
     def epsilon(self):
