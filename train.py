@@ -486,6 +486,18 @@ def run(args, stop=None):
         logging.getLogger().removeHandler(log_lines)
 
 
+def refuse_taken_name(logdir, name, run_dir):
+    """A new run given `--run_name name` must not take over the files of a run of that name."""
+    if os.path.exists(os.path.join(run_dir, CONFIG)):
+        raise UsageError(f'--run_name {name}: that run exists in {logdir}; continue it with '
+                         f'--resume {name}, or choose another --run_name')
+    results = os.path.join(logdir, 'csv', f'{name}.csv')
+    if os.path.exists(results):  # a start that failed early wrote no row; this run has results
+        raise UsageError(f'--run_name {name}: a run of that name left its results in {logdir} ({results}) '
+                         f'without its run folder {run_dir}, so it cannot be resumed and would be '
+                         f'overwritten; choose another --run_name, or move that run\'s files away')
+
+
 def train_run(args, stop, log_lines):
     flags = {key: value for key, value in vars(args).items() if key not in NOT_FLAGS}
     env, test_env = make_env(args), make_env(args)
@@ -493,15 +505,8 @@ def train_run(args, stop, log_lines):
     check_run(args)
     name = os.path.basename(args.resume) if args.resume is not None else args.run_name
     named_dir = os.path.join(args.logdir, 'models', name) if name else None  # a resumed or --run_name run's folder
-    if args.resume is None and name:  # checked before the agent is built: the error is the only line
-        if os.path.exists(os.path.join(named_dir, CONFIG)):
-            raise UsageError(f'--run_name {name}: that run exists in {args.logdir}; continue it with '
-                             f'--resume {name}, or choose another --run_name')
-        results = os.path.join(args.logdir, 'csv', f'{name}.csv')
-        if os.path.exists(results):  # a start that failed early wrote no row; this run has results
-            raise UsageError(f'--run_name {name}: a run of that name left its results in {args.logdir} '
-                             f'({results}) without its run folder {named_dir}, so it cannot be resumed and '
-                             f'would be overwritten; choose another --run_name, or move that run\'s files away')
+    if args.resume is None and name:  # checked before the agent is built, so the error is the only line
+        refuse_taken_name(args.logdir, name, named_dir)
     args.backend = select_backend(args)
     set_global_seeds(args.seed, args.backend)
     agent = create_agent(args)
@@ -520,6 +525,8 @@ def train_run(args, stop, log_lines):
         checkpoint = state = logger_state = None
         if name:  # a given name is locked first and kept (a sweep watches its cells by name)
             held.enter_context(hold_run(named_dir))
+            if args.resume is None:  # again under the lock: a run of that name may have started since
+                refuse_taken_name(args.logdir, name, named_dir)
         if args.resume is not None:  # everything is read and checked before a file of the run changes
             checkpoint, state, buffer = restore_checkpoint(args, agent, new_buffer)
             # killed before its first checkpoint: start over under the same name

@@ -557,6 +557,25 @@ def test_a_given_run_name_never_overwrites_a_runs_results(tmp_path, capsys):
     assert {path: path.read_bytes() for path in logdir.rglob('*') if path.is_file()} == before
 
 
+def test_a_run_name_taken_while_the_agent_is_built_is_refused(tmp_path, monkeypatch, capsys):
+    """Two starts of one --run_name a moment apart: the second checks the name, builds its agent,
+    and meanwhile the first has created the run (and may even have finished and released its
+    lock). The name is checked again under the lock, so the second never overwrites the first."""
+    logdir = tmp_path / 'log'
+    create_agent = train.create_agent
+
+    def build_while_another_start_creates_the_run(args):
+        (logdir / 'models' / 'same').mkdir(parents=True)
+        (logdir / 'models' / 'same' / 'config.json').write_text('{"seed": 1}')
+        return create_agent(args)
+    monkeypatch.setattr(train, 'create_agent', build_while_another_start_creates_the_run)
+    with pytest.raises(SystemExit) as exit_info:
+        train.main([*TINY, *TORCH, '--run_name=same', '--seed=2', f'--logdir={logdir}'])
+    assert exit_info.value.code == 2 and '--run_name same: that run exists' in capsys.readouterr().err
+    assert (logdir / 'models' / 'same' / 'config.json').read_text() == '{"seed": 1}'
+    assert not (logdir / 'csv').exists()
+
+
 def test_resume_help_is_the_help(tmp_path, capsys):
     """`--resume --help` prints the help once and exits 0; it tried every run in the logdir as the
     one to resume, printing the help for each, then failed."""
