@@ -50,6 +50,11 @@ def test_grid_expands_in_order_with_deterministic_run_names():
                              '--seed=0', '--tag=exp', '--logdir=/logs', '--epochs=2')
     assert cells == sweep.expand('exp', ['Hopper-v2', 'Pendulum-v1'], ['rrd-l', 'sac'], ['torch', 'tf'], [0, 1],
                                  ['--epochs=2'], logdir='/logs')
+    # a repeated env, variant or backend would be one run name started twice, into the same files
+    assert cells == sweep.expand('exp', ['Hopper-v2', 'Pendulum-v1', 'Hopper-v2'], ['rrd-l', 'sac', 'sac'],
+                                 ['torch', 'tf', 'torch'], [0, 1], ['--epochs=2'], logdir='/logs')
+    custom = sweep.expand('exp', ['Hopper-v2'], ['k8'], ['torch'], [0], variants={'k8': ['--alg=rrd', '--basis_alg=td3']})
+    assert custom[0].argv[1:3] == ('--alg=rrd', '--basis_alg=td3')
 
 
 @pytest.mark.parametrize('kwargs, message', [
@@ -58,6 +63,7 @@ def test_grid_expands_in_order_with_deterministic_run_names():
     (dict(seeds=[]), 'no seeds'),
     (dict(overrides=['--seed=3']), '--seed is set by the sweep'),
     (dict(overrides=['--logdir', 'x']), '--logdir is set by the sweep'),
+    (dict(algs=['myv'], variants={'myv': ['--alg=sac', '--env=Hopper-v2']}), "variant 'myv' sets train.py flag --env"),
 ])
 def test_bad_grids_are_one_line_errors(kwargs, message):
     grid = dict(name='s', envs=['Pendulum-v1'], algs=['sac'], backends=['torch'], seeds=[0]) | kwargs

@@ -140,11 +140,16 @@ def check_name(name, what):
     return name
 
 
-def check_overrides(overrides):
-    """Overrides may not set the flags that the grid or the sweep decides for every cell."""
+def check_overrides(overrides, variant=None):
+    """Overrides may not set the flags that the grid or the sweep decides for every cell; a grid
+    variant sets the algorithm (--alg, --basis_alg) and nothing else of those."""
     for flag in overrides:
         name = flag.split('=')[0].lstrip('-') if flag.startswith('--') else None
-        if name in OWN_FLAGS:
+        if variant is not None and name in OWN_FLAGS and name not in ('alg', 'basis_alg'):
+            raise SweepError(f'variant {variant!r} sets train.py flag --{name}, which the sweep sets for '
+                             f'every cell (the run name says which); give it as a sweep option '
+                             f'(--envs/--backends/--seeds/--logdir/--threads)')
+        if variant is None and name in OWN_FLAGS:
             raise SweepError(f'train.py flag --{name} is set by the sweep for every cell; give it '
                              f'as a sweep option (--envs/--algs/--backends/--seeds/--logdir/'
                              f'--threads) or in a grid variant')
@@ -154,6 +159,8 @@ def expand(name, envs, algs, backends, seeds, overrides=(), logdir='log', varian
     """The grid's cells in a fixed order (env, variant, backend, seed)."""
     check_name(name, 'sweep name')
     check_overrides(overrides)
+    # one cell per run name: a repeated value would run it twice at once, into the same files
+    envs, algs, backends = (list(dict.fromkeys(values)) for values in (envs, algs, backends))
     for what, values in (('envs', envs), ('algs', algs), ('backends', backends), ('seeds', seeds)):
         if not values:
             raise SweepError(f'the grid has no {what}: give --{what} or {what}: in the grid file')
@@ -165,6 +172,7 @@ def expand(name, envs, algs, backends, seeds, overrides=(), logdir='log', varian
         check_name(env, 'env id')
         for variant in algs:
             flags = variant_flags(check_name(variant, 'algorithm variant'), variants)
+            check_overrides(flags, variant)
             for backend in backends:
                 for seed in seeds:
                     run = f'{name}-{env}-{variant}-{backend}-seed{seed}'
