@@ -387,7 +387,10 @@ def test_killed_sweep_continues_on_rerun(tmp_path):
 
 @pytest.mark.slow
 @needs_ray
-def test_ctrl_c_stops_running_cells_with_a_checkpoint(tmp_path):
+@pytest.mark.parametrize('how', ['ctrl-c', 'sigterm'])
+def test_ctrl_c_stops_running_cells_with_a_checkpoint(tmp_path, how):
+    """Ctrl-C in a terminal (the whole process group), or SIGTERM to the driver alone (a scheduler;
+    ray.init had replaced that handler with one that ended the driver at once)."""
     run = 'stopped-Pendulum-v1-sac-torch-seed0'
     longer = [*TINY, '--cycles=20', '--train_batches=50']  # seconds per cell: Ctrl-C lands mid-run
     proc = start_sweep(tmp_path, 'stopped', ['sac'], [0], overrides=longer)
@@ -395,7 +398,10 @@ def test_ctrl_c_stops_running_cells_with_a_checkpoint(tmp_path):
         deadline = time.time() + 90
         while status(tmp_path, run).get('env_steps', 0) < 100 and time.time() < deadline:
             time.sleep(0.2)
-        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in a terminal: the whole process group
+        if how == 'ctrl-c':
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            os.kill(proc.pid, signal.SIGTERM)
         rc, out, err = finish(proc)
     finally:
         kill_group(proc.pid)

@@ -476,6 +476,13 @@ def check_reachable(address):
                          f'check the head node address (`ray status` on the head)') from None
 
 
+def stop_on_signals():
+    """SIGINT and SIGTERM raise KeyboardInterrupt in the driver: the cells are stopped with their
+    checkpoints and the sweep says how to continue. Also when started with SIGINT ignored (&)."""
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, signal.default_int_handler)
+
+
 def start_ray(opts):
     ray = import_ray()
     import logging
@@ -497,6 +504,7 @@ def start_ray(opts):
         ray.init(num_cpus=opts.num_cpus or os.cpu_count(), include_dashboard=False,
                  object_store_memory=80 << 20,  # the cells pass nothing through it
                  _system_config={'kill_child_processes_on_worker_exit': False}, **common)
+    stop_on_signals()  # ray.init installs a SIGTERM handler of its own, which ends the driver at once
     return ray
 
 
@@ -871,8 +879,7 @@ def main(argv=None):
                 print(shlex.join(command(cell, sweep.logdir, opts.threads, resume=False)[1:]))
             return 0
         with sweep.driven():
-            for stop in (signal.SIGINT, signal.SIGTERM):  # also when started with SIGINT ignored (&)
-                signal.signal(stop, signal.default_int_handler)
+            stop_on_signals()
             try:
                 failed = run_cells(sweep, cells, opts)
             except KeyboardInterrupt:
