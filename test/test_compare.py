@@ -132,6 +132,15 @@ def test_run_mode_gives_both_backends_the_same_work():
         compare.train_runs(opts, [])
 
 
+@pytest.mark.parametrize('flag', ['--iterations=0', '--timesteps=0', '--parallel=0', '--steps=0'])
+def test_run_mode_refuses_numbers_it_cannot_use(flag, capsys):
+    """Before anything starts: --iterations 0 divided by zero, --parallel 0 waited forever, --steps 0
+    launched runs that could only fail."""
+    with pytest.raises(SystemExit) as exit_info:
+        compare.main(['--run', flag])
+    assert exit_info.value.code == 2 and 'must be positive' in capsys.readouterr().err
+
+
 def write_seeded(logdir, backend, seed, steps, returns, env='Hopper-v2'):
     """A run in the current layout rews/<tag>/<run>/<env>.npz with its config.json."""
     name = f'cmp-{env}-rrd-sac-{backend}-seed{seed}-20240101-120000'
@@ -218,6 +227,16 @@ def test_original_release_against_this_repo(tmp_path, capsys):
     assert [int(row[1]) for row in rows] == list(range(1000, 10001, 500))  # set a's steps in the common range
     assert all(float(row[4]) == 0.0 and len(row) == 7 for row in rows)  # identical curves, no paired column
     assert (tmp_path / 'cmp.png').exists()
+
+
+def test_non_finite_returns_are_refused(tmp_path):
+    """A NaN evaluation made every summary nan and the verdict 'inconclusive'."""
+    good = [write_npz(tmp_path / f'g{i}' / 'Hopper-v2.npz', STEPS, c) for i, c in enumerate(curves(5, 3))]
+    returns = curves(6, 1)[0]
+    returns[4] = np.nan
+    bad = write_npz(tmp_path / 'bad' / 'Hopper-v2.npz', STEPS, returns)
+    with pytest.raises(ValueError, match=f'non-finite test returns in {bad} .*leave those runs out'):
+        compare.compare([good[0], bad], good[1:], ['a', 'b'])
 
 
 def test_a_set_of_several_envs_is_refused(tmp_path):

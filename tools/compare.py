@@ -266,6 +266,9 @@ def plot(path, grid, curves_a, curves_b, labels, title):
 def compare(patterns_a, patterns_b, labels, out=None, margin=0.1, final=0.1, alpha=0.05, title=None):
     """Compare the runs named by two lists of files, folders or glob patterns; returns the report."""
     runs_a, runs_b = find_runs(patterns_a), find_runs(patterns_b)
+    broken = [run.path for run in runs_a + runs_b if not np.all(np.isfinite(run.returns))]
+    if broken:  # every mean and test over them would be nan, under a verdict
+        raise ValueError(f'non-finite test returns in {", ".join(broken)} (a diverged run?); leave those runs out')
     envs = one_env(runs_a, labels[0]), one_env(runs_b, labels[1])
     notes = [f'the sets ran different envs: {labels[0]} {envs[0]}, {labels[1]} {envs[1]}'] \
         if envs[0] != envs[1] and 'unknown' not in envs else []
@@ -332,6 +335,8 @@ def main(argv=None):
     opts = parser.parse_args(argv)
     if not 0 < opts.final <= 1 or not 0 < opts.alpha < 1 or opts.margin < 0:
         parser.error('--final must be in (0, 1], --alpha in (0, 1) and --margin >= 0')
+    if opts.run and min(opts.steps, opts.iterations, opts.timesteps, opts.parallel) <= 0:
+        parser.error('--steps, --iterations, --timesteps and --parallel must be positive')
     if opts.out and opts.out.endswith(('.md', '.png')):  # a file name for the prefix: cmp.png -> cmp.md, cmp.png
         opts.out = os.path.splitext(opts.out)[0]
     try:
