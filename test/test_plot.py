@@ -296,6 +296,7 @@ def test_labels_name_patterns(logdir, tmp_path):
     (['LOG', '--labels', 'a', 'b'], 'give one per pattern'),
     ([], 'give the runs to plot'),
     (['aggregate', 'LOG'], 'no normalisation for Hopper-v2'),
+    (['aggregate', 'LOG', '--out', 'new/sub/a.png'], 'no normalisation for Hopper-v2'),
     (['aggregate', 'LOG', '--norm', 'Hopper-v2=0'], 'expected ENV=MIN,MAX'),
     (['LOG', '--reps', '0'], '--reps 0: give the number of bootstrap resamples, at least 1'),
     (['aggregate', 'LOG', '--norm', 'Hopper-v2=0,1', '--reps', '-1'], '--reps -1'),
@@ -306,6 +307,7 @@ def test_bad_input_is_one_line(logdir, tmp_path, monkeypatch, argv, message):
         plot.main([str(logdir) if arg == 'LOG' else arg for arg in argv])
     assert str(exit_info.value).startswith('error: ') and message in str(exit_info.value)
     assert '\n' not in str(exit_info.value)
+    assert set(os.listdir(tmp_path)) <= {'log'}  # nothing written (the runs are in log/), no --out folder either
 
 
 @pytest.mark.parametrize('table, message', [

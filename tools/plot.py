@@ -365,6 +365,7 @@ def aggregate(runs, keys, norms, sources, fraction=0.1, reps=2000, seed=0, out='
     estimates, profiles, improvement = aggregate_stats(matrices, reps, seed)
     text = aggregate_table(estimates, improvement, matrices, envs, norms, fraction, sources)
     print(text)
+    make_parent(out)
     with open(os.path.splitext(out)[0] + '.md', 'w') as file:
         file.write(text)
     plot_aggregate(out, estimates, profiles, improvement)
@@ -380,18 +381,23 @@ def pyplot():
 
 
 def output_path(out, default):
-    """`out` with a known extension (PNG when it has none), its folder created."""
+    """`out` with a known extension (PNG when it has none); its folder is created when it is written,
+    so a refused input leaves no folder behind."""
     out = out or default
     ext = os.path.splitext(out)[1].lower()
     if not ext:
         out += '.png'
     elif ext not in FORMATS:
         raise ValueError(f'--out {out}: use a .png, .pdf or .svg file')
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     return out
 
 
+def make_parent(path):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+
+
 def save(fig, out):
+    make_parent(out)
     fig.savefig(out, dpi=130)
     pyplot().close(fig)
     print(f'wrote {out}')
