@@ -175,6 +175,19 @@ def test_a_second_driver_of_a_sweep_is_refused(tmp_path, capsys):
                                        f'let it finish, or stop it (Ctrl-C) before running it again\n')
 
 
+@pytest.mark.parametrize('flags, message', [
+    (['--norm', 'garbage'], "--norm 'garbage': expected ENV=MIN,MAX"),
+    (['--reference', 'nothing/*.npz'], '--reference nothing/*.npz: no file or folder matches it'),
+    (['--logdir='], '--logdir is empty'),
+])
+def test_summary_options_are_checked_before_the_sweep_trains(tmp_path, monkeypatch, capsys, flags, message):
+    """A bad --norm or --reference was a note after the whole sweep had trained (exit 0); an empty
+    --logdir meant the current folder."""
+    monkeypatch.chdir(tmp_path)
+    assert sweep.main(['run', '--name', 's', '--envs', 'Pendulum-v1', '--algs', 'sac', '--dry_run', *flags]) == 2
+    assert capsys.readouterr().err.startswith(f'error: {message}') and os.listdir(tmp_path) == []
+
+
 def test_a_cell_decides_how_to_start_as_it_starts(tmp_path):
     """A cell's process is chosen when it starts, not when it was queued: a fresh start, a resume
     once train.py created the run, nothing while another process runs it. Its failure is read

@@ -50,6 +50,7 @@ learning curves by variant and backend and, given `--norm`/`--reference`, its ag
 import argparse
 import contextlib
 import csv
+import glob
 import io
 import json
 import math
@@ -840,6 +841,20 @@ def build_parser():
     return parser
 
 
+def check_summary_options(opts):
+    """A bad --norm or --reference is refused before the sweep trains, not noted after it."""
+    if getattr(opts, 'norm', None):
+        from tools import plot
+        try:
+            plot.parse_norm(opts.norm)
+        except (ValueError, OSError) as error:
+            raise SweepError(str(error) if isinstance(error, ValueError) else f'--norm {opts.norm[0]}: {error.strerror}') \
+                from None
+    for pattern in getattr(opts, 'reference', None) or ():
+        if not glob.glob(pattern, recursive=True) and not os.path.exists(pattern):
+            raise SweepError(f'--reference {pattern}: no file or folder matches it')
+
+
 def options(argv):
     """Parsed options with the grid file's values under the flags given."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -855,6 +870,9 @@ def options(argv):
     if opts.name is None:
         raise SweepError('the sweep needs a name: give --name or name: in the grid file')
     check_name(opts.name, 'sweep name')
+    if not opts.logdir:
+        raise SweepError('--logdir is empty; pass a folder (the default is log)')
+    check_summary_options(opts)
     opts.overrides = [*grid.get('overrides', []), *overrides]
     opts.variants = grid.get('variants') or {}
     if opts.command == 'run':
