@@ -240,8 +240,10 @@ def test_progress_eta_counts_the_steps_of_ended_cells():
 
 def test_summary_from_existing_logs(tmp_path, capsys):
     record = sweep.Sweep(str(tmp_path), 's')
-    done, stopped, pending = sweep.expand('s', ['Pendulum-v1'], ['sac'], ['torch'], [0, 1, 2])
-    record.write_cells(record.merge_cells([done, stopped, pending]))
+    done, stopped, pending, killed = sweep.expand('s', ['Pendulum-v1'], ['sac'], ['torch'], [0, 1, 2, 3])
+    record.write_cells(record.merge_cells([done, stopped, pending, killed]))
+    os.makedirs(tmp_path / 'models' / killed.run)  # killed with its driver: 'running', no process, no event
+    (tmp_path / 'models' / killed.run / 'status.json').write_text(json.dumps({'status': 'running'}))
     for cell, status, returns in ((done, 'finished', [-900.0, -300.0, -450.0]), (stopped, 'interrupted', [-800.0])):
         os.makedirs(tmp_path / 'models' / cell.run)
         (tmp_path / 'models' / cell.run / 'status.json').write_text(json.dumps({'status': status}))
@@ -257,7 +259,8 @@ def test_summary_from_existing_logs(tmp_path, capsys):
     assert f'| {done.run} | finished | 300 | -450.0 | -300.0 | 0:01:15 |' in out
     assert f'| {stopped.run} | interrupted | 100 | -800.0 | -800.0 | 0:00:30 |' in out
     assert f'| {pending.run} | pending | 0 | - | - | 0:00:00 |' in out
-    assert 'sweep s: 1 finished, 1 interrupted, 1 pending' in out
+    assert f'| {killed.run} | interrupted | 0 | - | - | 0:00:00 |' in out
+    assert 'sweep s: 1 finished, 2 interrupted, 1 pending' in out
     assert (tmp_path / 'sweeps' / 's' / 'summary.md').exists()
     assert sweep.main(['summary', '--name', 'nope', '--logdir', str(tmp_path)]) == 2
     assert capsys.readouterr().err.startswith("error: no sweep 'nope' under")

@@ -727,8 +727,11 @@ def summary_rows(sweep):
     for run in sweep.cells():
         own = [event for event in events if event['run'] == run]
         status = (sweep.status(run) or {}).get('status')
-        if own and status in (None, 'running') and run_holder(sweep.run_dir(run)) is None:
-            status = own[-1]['status']  # rejected before a start, or its process died
+        if status in (None, 'running') and run_holder(sweep.run_dir(run)) is None:
+            if own:  # rejected before a start, or its process died
+                status = own[-1]['status']
+            elif status == 'running':  # killed with the driver, before the driver recorded its end
+                status = 'interrupted'
         steps, returns = read_curve(sweep.logdir, run)
         finite = [value for value in returns if math.isfinite(value)]
         rows.append({'run': run, 'status': status or 'pending',
