@@ -148,8 +148,14 @@ def test_cells_keep_their_flags(tmp_path):
     record.write_cells(record.merge_cells(sweep.expand('s', ['Pendulum-v1'], ['sac'], ['torch'], [0, 1])))
     record.write_cells(record.merge_cells(sweep.expand('s', ['Pendulum-v1'], ['sac'], ['torch'], [2])))
     assert len(record.cells()) == 3
-    with pytest.raises(sweep.SweepError, match=r'already ran with other flags \(differing: --epochs=2\)'):
+    with pytest.raises(sweep.SweepError, match=r'already ran with other flags \(--epochs 3 -> 2\)'):
         record.merge_cells(sweep.expand('s', ['Pendulum-v1'], ['sac'], ['torch'], [0], ['--epochs=2']))
+    # the same flags in another order or spelling are the same cell (they were refused, with no difference named)
+    record.write_cells(record.merge_cells(sweep.expand('s', ['Pendulum-v1'], ['sac'], ['torch'], [3],
+                                                       ['--epochs=2', '--cycles=5'])))
+    record.merge_cells(sweep.expand('s', ['Pendulum-v1'], ['sac'], ['torch'], [3], ['--cycles', '5', '--epochs=2']))
+    with pytest.raises(sweep.SweepError, match=r'already ran with other flags \(--cycles 5 -> 6\)'):
+        record.merge_cells(sweep.expand('s', ['Pendulum-v1'], ['sac'], ['torch'], [3], ['--cycles', '6', '--epochs=2']))
 
 
 def test_finished_cells_are_not_sized_again(tmp_path, capsys):

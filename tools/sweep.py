@@ -238,6 +238,20 @@ def load_grid_file(path):
     return grid
 
 
+def flag_changes(before, after):
+    """The flags whose values differ between two train.py argument lists, none when they mean the
+    same run (order and spelling, such as `--epochs 1` for `--epochs=1`, do not matter)."""
+    if before == after:
+        return []
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            old, new = vars(get_args(before)), vars(get_args(after))
+    except SystemExit:  # no longer the flags of one run: compare them as written
+        return [' '.join(sorted(set(before) ^ set(after)))]
+    return [f'--{key} {old.get(key)!r} -> {new.get(key)!r}' for key in sorted(old.keys() | new.keys())
+            if old.get(key) != new.get(key)]
+
+
 # ---- the sweep folder ----------------------------------------------------------------------------
 class Sweep:
     """The files of one sweep under `<logdir>/sweeps/<name>/`."""
@@ -286,11 +300,10 @@ class Sweep:
         an error (its outputs were trained with those)."""
         known = self.cells()
         for cell in cells:
-            before = known.get(cell.run, {}).get('argv', list(cell.argv))
-            if before != list(cell.argv):
-                changed = sorted(set(cell.argv) ^ set(before))
-                raise SweepError(f'cell {cell.run} already ran with other flags (differing: '
-                                 f'{" ".join(changed)}); keep the flags or use a new --name')
+            changed = flag_changes(known.get(cell.run, {}).get('argv', list(cell.argv)), list(cell.argv))
+            if changed:
+                raise SweepError(f'cell {cell.run} already ran with other flags ({"; ".join(changed)}); keep '
+                                 f'the flags or use a new --name')
             known[cell.run] = {'env': cell.env, 'variant': cell.variant, 'backend': cell.backend,
                                'seed': cell.seed, 'argv': list(cell.argv)}
         return known
