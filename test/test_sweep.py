@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -156,6 +157,23 @@ def test_cells_keep_their_flags(tmp_path):
     record.merge_cells(sweep.expand('s', ['Pendulum-v1'], ['sac'], ['torch'], [3], ['--cycles', '5', '--epochs=2']))
     with pytest.raises(sweep.SweepError, match=r'already ran with other flags \(--cycles 5 -> 6\)'):
         record.merge_cells(sweep.expand('s', ['Pendulum-v1'], ['sac'], ['torch'], [3], ['--cycles', '6', '--epochs=2']))
+
+
+@pytest.mark.parametrize('threads, gpus, memory, message', [
+    (2, 0, 1, r'the largest: 1 CPU\); lower --threads \(or more --num_cpus\)$'),
+    (1, 0.5, 1, r'the largest: 0 GPU\); lower --gpus_per_run$'),
+    (1, 0, 9, r'the largest: 8.0 GiB of memory\); lower --buffer_size$'),
+])
+def test_a_cell_no_node_holds_names_what_is_short(threads, gpus, memory, message):
+    """The message blamed memory whatever was short (CPUs with --threads 2 on a 1-CPU node, a GPU)."""
+    class Ray:
+        @staticmethod
+        def nodes():
+            return [{'Alive': True, 'Resources': {'CPU': 1.0, 'memory': 8 * 2**30}}]
+    plan = SimpleNamespace(memory={'cell': memory * 2**30})
+    opts = SimpleNamespace(threads=threads, gpus_per_run=gpus)
+    with pytest.raises(sweep.SweepError, match=message):
+        sweep.check_fits(Ray, plan, ['cell'], opts)
 
 
 def test_finished_cells_are_not_sized_again(tmp_path, capsys):

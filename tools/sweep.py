@@ -546,13 +546,16 @@ def check_fits(ray, plan, runs, opts):
         need = {'CPU': opts.threads, 'memory': plan.memory[run], 'GPU': opts.gpus_per_run}
         if not any(all(node.get(key, 0) >= value for key, value in need.items() if value)
                    for node in nodes):
-            biggest = max(node.get('memory', 0) for node in nodes)
+            largest = {key: max(node.get(key, 0) for node in nodes) for key in need}
+            short = [key for key, value in need.items() if value and largest[key] < value] or list(need)
+            fixes = {'CPU': '--threads (or more --num_cpus)', 'memory': '--buffer_size', 'GPU': '--gpus_per_run'}
+            have = {'CPU': f'{largest["CPU"]:g} CPU', 'memory': f'{largest["memory"] / 2**30:.1f} GiB of memory',
+                    'GPU': f'{largest["GPU"]:g} GPU'}
             gpus = f', {opts.gpus_per_run:g} GPU' if opts.gpus_per_run else ''
             raise SweepError(f'cell {run} needs {opts.threads} CPU{gpus} and '
-                             f'{plan.memory[run] / 2**30:.1f} GiB of memory (replay buffer + '
-                             f'process), but no Ray node has that much (largest memory '
-                             f'{biggest / 2**30:.1f} GiB); lower --buffer_size, --threads or '
-                             f'--gpus_per_run')
+                             f'{plan.memory[run] / 2**30:.1f} GiB of memory (replay buffer + process), but no '
+                             f'Ray node has that (the largest: {", ".join(have[key] for key in short)}); '
+                             f'lower {" or ".join(fixes[key] for key in short)}')
     if not opts.gpus_per_run and any(node.get('GPU') for node in nodes):
         print('note: the cluster has GPUs but cells run on CPU; give --gpus_per_run (e.g. 0.25) to use them')
 
