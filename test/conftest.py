@@ -34,3 +34,33 @@ def pytest_configure(config):
 def torch_device(request):
     """'cpu' or 'cuda': where the torch agents of device-aware tests run (--torch-device)."""
     return request.config.getoption('--torch-device')
+
+
+@pytest.fixture
+def fresh_run_modules(tmp_path):
+    """A function that trains a whole tiny RRD-SAC run (agent, updates, TensorBoard, checkpoint) of
+    one backend in a fresh interpreter and returns the top-level modules it imported: what a user
+    with only that backend's framework installed would need."""
+    import json
+    import subprocess
+    import sys
+
+    def run(use_pytorch):
+        logdir = tmp_path / ('torch' if use_pytorch else 'tf')
+        code = f"""
+import json, sys
+import train
+train.main(['--env=Swimmer-v2', '--alg=rrd', '--basis_alg=sac', '--cuda=False', '--epochs=1', '--cycles=1',
+            '--iterations=2', '--timesteps=50', '--warmup=50', '--batch_size=16', '--train_batches=2',
+            '--rrd_batch_size=16', '--rrd_sample_size=4', '--test_rollouts=1', '--test_timesteps=50',
+            '--buffer_size=500', '--save_model=True', '--use_pytorch={use_pytorch}', '--logdir', {str(logdir)!r}])
+print(json.dumps(sorted({{name.split('.')[0] for name in sys.modules}} | set(sys.modules))))
+"""
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        result = subprocess.run([sys.executable, '-c', code], cwd=tmp_path, env={**os.environ, 'PYTHONPATH': root},
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert len(list((logdir / 'board').glob('*/events.out.tfevents.*'))) == 1
+        assert len(list((logdir / 'models').glob('*/epoch0*'))) == 1
+        return set(json.loads(result.stdout.splitlines()[-1]))
+    return run
