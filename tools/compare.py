@@ -52,6 +52,7 @@ from scipy import stats
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from arguments import ArgumentParser, fail  # noqa: E402
 from tools.runner import run_npz, run_parallel  # noqa: E402
 from tools.runs import ORIGINAL, find_runs  # noqa: E402
 
@@ -310,7 +311,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     train_flags = argv[argv.index('--') + 1:] if '--' in argv else []
     argv = argv[:argv.index('--')] if '--' in argv else argv
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--a', nargs='+', help='runs of set a (the reference): npz/CSV files, folders or globs')
     parser.add_argument('--b', nargs='+', help='runs of set b')
     parser.add_argument('--labels', nargs=2, default=None,
@@ -350,7 +351,7 @@ def main(argv=None):
             parser.error('give --a and --b (logs to compare), or --run')
         compare(paths_a, paths_b, labels, opts.out, opts.margin, opts.final, opts.alpha, opts.title)
     except (ValueError, RuntimeError, OSError) as error:
-        sys.exit(f'error: {error}')
+        fail(str(error))
 
 
 if __name__ == '__main__':

@@ -27,6 +27,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from arguments import ArgumentParser, fail  # noqa: E402
 from tools.runner import load_curves, run_parallel  # noqa: E402
 
 PRESETS = {
@@ -72,7 +73,7 @@ def summary(preset, opts):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--preset', choices=list(PRESETS), default='hopper')
     parser.add_argument('--steps', type=int, help='env steps per run (default: the preset\'s)')
     parser.add_argument('--eval_every', type=int, help='env steps per cycle, a multiple of 100')
@@ -101,7 +102,7 @@ def main(argv=None):
     try:
         summary(preset, opts)
     except FileNotFoundError as error:
-        sys.exit(f'error: {error}; run without --summary-only first (or pass the --logdir it used)')
+        fail(f'{error}; run without --summary-only first (or pass the --logdir it used)')
 
 
 if __name__ == '__main__':

@@ -45,6 +45,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from arguments import ArgumentParser, fail  # noqa: E402
 from tools.runs import find_runs  # noqa: E402
 
 GROUP_KEYS = ('tag', 'alg', 'backend', 'env', 'seed', 'run', 'label')
@@ -455,7 +456,7 @@ def run_aggregate(opts):
 
 
 def build_parser(with_proxy=False):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest='command')
     curves = commands.add_parser('curves', help='learning curves (the default)')
     add_run_arguments(curves)
@@ -494,7 +495,7 @@ def main(argv=None):
         opts = build_parser(with_proxy=argv[0] == 'proxy').parse_args(argv)
         opts.func(opts)
     except (ValueError, OSError) as error:
-        sys.exit(f'error: {error}')
+        fail(str(error))
 
 
 if __name__ == '__main__':

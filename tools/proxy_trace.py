@@ -28,7 +28,7 @@ sys.path.insert(0, ROOT)
 
 from algorithm import BackendError, create_agent  # noqa: E402
 from algorithm.checkpoint import META_FILE, CheckpointError, agent_path, run_checkpoints  # noqa: E402
-from arguments import get_args  # noqa: E402
+from arguments import ArgumentParser, fail, get_args  # noqa: E402
 from envs import make_env  # noqa: E402
 from learner import Tester  # noqa: E402
 from learner.diagnostics import decomposition_error, pearson  # noqa: E402
@@ -205,9 +205,9 @@ def main(opts):
 
 
 if __name__ == '__main__':
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
     try:
         main(parser.parse_args())
     except (ValueError, OSError) as error:
-        sys.exit(f'error: {error}')
+        fail(str(error))
