@@ -44,7 +44,7 @@ from arguments import check_run, get_args
 from envs import make_env
 from learner import Learner, Tester
 from learner.tester import TestsAborted
-from utils.os_utils import RUN_BUSY_EXIT, Logger, RunLocked, check_name, hold_run, write_atomic
+from utils.os_utils import RUN_BUSY_EXIT, Logger, RunLocked, check_name, hold_run, run_paths, write_atomic
 from utils.tracking import TrackingError
 
 CONFIG, STATUS = 'config.json', 'status.json'
@@ -486,12 +486,12 @@ def run(args, stop=None):
         logging.getLogger().removeHandler(log_lines)
 
 
-def refuse_taken_name(logdir, name, run_dir):
+def refuse_taken_name(logdir, name):
     """A new run given `--run_name name` must not take over the files of a run of that name."""
+    _, results, _, run_dir = run_paths(logdir, name)
     if os.path.exists(os.path.join(run_dir, CONFIG)):
         raise UsageError(f'--run_name {name}: that run exists in {logdir}; continue it with '
                          f'--resume {name}, or choose another --run_name')
-    results = os.path.join(logdir, 'csv', f'{name}.csv')
     if os.path.exists(results):  # a start that failed early wrote no row; this run has results
         raise UsageError(f'--run_name {name}: a run of that name left its results in {logdir} ({results}) '
                          f'without its run folder {run_dir}, so it cannot be resumed and would be '
@@ -506,7 +506,7 @@ def train_run(args, stop, log_lines):
     name = os.path.basename(args.resume) if args.resume is not None else args.run_name
     named_dir = os.path.join(args.logdir, 'models', name) if name else None  # a resumed or --run_name run's folder
     if args.resume is None and name:  # checked before the agent is built, so the error is the only line
-        refuse_taken_name(args.logdir, name, named_dir)
+        refuse_taken_name(args.logdir, name)
     args.backend = select_backend(args)
     set_global_seeds(args.seed, args.backend)
     agent = create_agent(args)
@@ -526,7 +526,7 @@ def train_run(args, stop, log_lines):
         if name:  # a given name is locked first and kept (a sweep watches its cells by name)
             held.enter_context(hold_run(named_dir))
             if args.resume is None:  # again under the lock: a run of that name may have started since
-                refuse_taken_name(args.logdir, name, named_dir)
+                refuse_taken_name(args.logdir, name)
         if args.resume is not None:  # everything is read and checked before a file of the run changes
             checkpoint, state, buffer = restore_checkpoint(args, agent, new_buffer)
             # killed before its first checkpoint: start over under the same name

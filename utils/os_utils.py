@@ -259,6 +259,15 @@ def _average(total, count):
     return total / count
 
 
+def run_paths(logdir, name):
+    """The run `name`'s text log, CSV, TensorBoard folder and run folder (config, status,
+    checkpoints) under `logdir`."""
+    return (os.path.join(logdir, 'text', name + '.log'),
+            os.path.join(logdir, 'csv', name + '.csv'),
+            os.path.join(logdir, 'board', name),
+            os.path.join(logdir, 'models', name))
+
+
 def import_tensorboardx():
     """tensorboardX's event-file parts, imported without torch when this process has not loaded it.
 
@@ -399,11 +408,7 @@ class Logger:
         return True
 
     def _paths(self, name):
-        """Text log, CSV, TensorBoard folder and run folder (config, status, checkpoints)."""
-        return (os.path.join(self.logdir, 'text', name + '.log'),
-                os.path.join(self.logdir, 'csv', name + '.csv'),
-                os.path.join(self.logdir, 'board', name),
-                os.path.join(self.logdir, 'models', name))
+        return run_paths(self.logdir, name)
 
     def _cut_csv(self, rows):
         """Keep the header (the columns from now on) and the first `rows` rows: later ones are
