@@ -57,6 +57,8 @@ class Tracker:
         finally:  # the next run of this process (a sweep worker) may have another logdir
             if user_cache is None:
                 del os.environ['WANDB_CACHE_DIR']
+            else:
+                os.environ['WANDB_CACHE_DIR'] = user_cache
         if run_id != self.run.id:  # written once W&B has the run: a failed login leaves no file behind
             write_atomic(id_path, lambda file: file.write(self.run.id + '\n'))
 
