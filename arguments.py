@@ -169,6 +169,10 @@ def _build_parser(env, category, discrete, alg, basis_alg, optimizer):
                'PyTorch DDPG/SAC (and RRD over them) on a CPU with 2+ threads: the critic\'s losses and '
                'backward pass run on a second thread beside the policy\'s, half the threads each; '
                'same arithmetic')
+    _bool_flag(group, '--traced_update', True,
+               'PyTorch on a CPU: record each update\'s losses and backward pass once as a graph of '
+               'tensor operations and replay it without autograd; same numbers, checked against the '
+               'eager update')
     _bool_flag(group, '--compile', False,
                'PyTorch: torch.compile the update (CUDA graphs on CUDA); slower on CPU, see bench/RESULTS.md')
     _bool_flag(group, '--amp', False, 'PyTorch: bfloat16 autocast of the networks\' forward passes')
@@ -321,7 +325,8 @@ _NON_NEGATIVE = ('threads', 'noop', 'pi_lr', 'q_lr', 'alpha_lr', 'r_lr', 'std_ac
                  'pi_t_std', 'pi_t_clip', 'buffer_save_freq')
 _UNIT_INTERVAL = ('gamma', 'polyak', 'eps_l', 'eps_r', 'test_eps', 'RMSProp_decay')
 # Flags only the PyTorch agents read, which the TF backend would silently ignore. --parallel_losses
-# is not one: it is on by default and merely does not apply on TF (as on torch with DQN or CUDA).
+# and --traced_update are not: they are on by default and merely do not apply on TF (as on torch
+# with DQN or CUDA).
 _TORCH_ONLY = ('cuda', 'compile', 'amp', 'buffer_on_device')
 # --threads above this many per core is a typo rather than a setting: threads beyond the cores only
 # take turns on them, and a count like 100000 fails to start its threads after the logs are written.

@@ -9,7 +9,10 @@ reads the critics whole, one `autograd.grad` per optimiser, then each optimiser'
 - fused Adam: `step_optimizers`, one fused Adam kernel per parameter group, called directly;
 - split input gradient: the critics' first-layer kernel split so the policy loss's backward
   computes the action columns' input gradient only (`input_gradient_mlp`);
-- default: all three, as the agents ship; then the opt-in --amp and --compile on top.
+- default, eager: all three, run by autograd at every update (`--traced_update False`);
+- default: that update recorded once and replayed without autograd (`--traced_update`, as the
+  agents ship on a CPU; utils/torch_trace.py); then the opt-in --amp and --compile on top.
+The levers that change the eager update's form (the three above, fused MLP) run eagerly.
 Then levers tried on top of the default and not shipped, measured here so the verdict can be
 re-checked on other hardware:
 - flush denormals: the update with the CPU's flush-to-zero mode on, as TF's executor runs;
@@ -176,11 +179,13 @@ def fused_mlp(agent):
                 net.forward = functools.partial(lambda params, x: FusedMLP.apply(x, *params), params)
 
 
-VARIANTS = {'reference (eager, before issue 10)': (reference, ()), 'one backward': (one_backward, ()),
-            'fused Adam step': (fused_adam, ()), 'split input gradient': (split_input_gradient, ()),
+EAGER = ('--traced_update', 'False')  # the levers that change the eager update's form
+VARIANTS = {'reference (eager, before issue 10)': (reference, EAGER), 'one backward': (one_backward, EAGER),
+            'fused Adam step': (fused_adam, EAGER), 'split input gradient': (split_input_gradient, EAGER),
+            'default, eager (--traced_update False)': (None, EAGER),
             'default (as shipped)': (None, ()), 'default + --amp (bf16)': (None, ('--amp',)),
             'default + --compile': (None, ('--compile',)),
-            'default + flush denormals': (flush_denormals, ()), 'default + fused MLP': (fused_mlp, ()),
+            'default + flush denormals': (flush_denormals, ()), 'default + fused MLP': (fused_mlp, EAGER),
             'default + hand-derived gradients': (hand_gradients.install, ()),
             'default, losses on one thread': (None, ('--parallel_losses', 'False'))}
 

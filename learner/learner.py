@@ -88,6 +88,9 @@ class Learner:
         else:
             info = self.agent.train(self.buffer.sample_batch())
         self.logger.add_dict(info, prefix='losses/')
+        notices = getattr(self.agent, 'notices', None)  # the torch agents' one-off messages
+        while notices:
+            self.logger.print(notices.pop(0))
         if self.updates % self.args.train_target == 0:
             self.agent.target_update()
 

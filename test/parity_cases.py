@@ -120,6 +120,7 @@ def smallest_preactivation(torch_agent, batch, update):
     measured on RRD-SAC). Exact zeros (a unit whose inputs are all zero) are exact in both.
     """
     probe, smallest = copy.deepcopy(torch_agent), [np.inf]
+    probe.traced_losses = None  # eager: a replay runs no module's forward, so no hook would fire
 
     def record(module, inputs, output):
         magnitude = output.detach().abs()

@@ -65,7 +65,8 @@ def make_batch(args, seed, b=16, episodes=2, k=4, fed_noise=True):
 
 def plain_form(agent):
     """Turn `agent` into the plain form: critics read whole (their parameters in the policy loss's
-    graph), one autograd.grad per optimiser, then each optimiser's own AdamTF.step."""
+    graph), one autograd.grad per optimiser, then each optimiser's own AdamTF.step; eager."""
+    agent.traced_losses = None
     for name in ('q', 'q1', 'q2'):
         critic = getattr(agent, name, None)
         if critic is not None:

@@ -16,6 +16,7 @@ import torch
 
 from algorithm.checkpoint import (CheckpointError, atomic_write, check_meta, checkpoint_meta, first_line,
                                   load_torch_payload)
+from utils.torch_trace import TracedLosses
 from utils.torch_utils import AdamTF, Normalizer, hard_update, polyak_update, step_optimizers
 
 
@@ -80,6 +81,8 @@ class BaseAgent:
         names = {name for kind in ('train', 'train_pi', 'train_q') for branch in self.loss_branches(kind)
                  for name in branch}
         self.loss_functions = {name: self.accelerate(getattr(self, name)) for name in sorted(names)}
+        self.notices = []  # lines for the run's log (the learner prints them)
+        self.traced_losses = TracedLosses(self) if self.traces_updates() else None
         self.set_threads(getattr(args, 'threads', 0) or torch.get_num_threads())  # 0: torch's default
 
     def set_threads(self, threads):
@@ -93,6 +96,14 @@ class BaseAgent:
                                                not getattr(self.args, 'compile', False)) else 0
         self.threads = self.branch_threads or threads
         torch.set_num_threads(self.threads)
+
+    def traces_updates(self):
+        """--traced_update applies on a CPU device to the plain fp32 update: --compile and --amp
+        change the operations, and on CUDA the eager update is bound by kernel launches, which a
+        replay from Python does not remove (--compile's CUDA graphs do)."""
+        args = self.args
+        return (getattr(args, 'traced_update', False) and self.device.type == 'cpu' and
+                not getattr(args, 'compile', False) and not getattr(args, 'amp', False))
 
     def create_network(self):
         raise NotImplementedError
@@ -178,9 +189,16 @@ class BaseAgent:
         return updates, info
 
     def branch_gradients(self, names, batch):
+        """(optimisers, info) of the loss functions `names`, their gradients in the parameters'
+        .grad: replayed (utils/torch_trace.py) or by autograd."""
+        if self.traced_losses is not None and self.traced_losses.failed is None:
+            return self.traced_losses(tuple(names), batch)
+        return self.eager_gradients(names, batch)
+
+    def eager_gradients(self, names, batch):
         updates, info = self.run_losses(names, batch)
         self.gradients(updates)
-        return updates, info
+        return [optimizer for _, optimizer in updates], info
 
     def accelerate(self, losses):
         """`losses` under the opt-in --amp (bfloat16 autocast) and --compile (torch.compile; with
@@ -219,13 +237,17 @@ class BaseAgent:
         if self.device.type == 'cpu' and torch.get_num_threads() != self.threads:  # changed by someone else
             torch.set_num_threads(self.threads)
         if not self.branch_threads or len(branches) < 2:
-            updates, info = self.run_losses(names, batch)
-            self.apply_updates(updates)
+            if self.traced_losses is None:  # the eager reference form (bench/levers.py varies it)
+                updates, info = self.run_losses(names, batch)
+                self.apply_updates(updates)
+            else:
+                optimizers, info = self.branch_gradients(names, batch)
+                step_optimizers(optimizers)
         else:
             last = branch_thread(self.branch_threads).submit(self.branch_gradients, branches[-1], batch)
-            updates, info = self.branch_gradients([name for branch in branches[:-1] for name in branch], batch)
-            last_updates, last_info = last.result()
-            step_optimizers([optimizer for _, optimizer in updates + last_updates])
+            optimizers, info = self.branch_gradients([name for branch in branches[:-1] for name in branch], batch)
+            last_optimizers, last_info = last.result()
+            step_optimizers(optimizers + last_optimizers)
             info = {**info, **last_info}
         if self.uses_cuda_graphs():  # the next graph step overwrites this one's outputs (TD3: train_pi after train_q)
             info = {key: value.clone() for key, value in info.items()}

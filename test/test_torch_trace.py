@@ -1,0 +1,181 @@
+"""The traced update (--traced_update, utils/torch_trace.py) is the eager update, bit for bit.
+
+A replay runs the operations autograd ran, so every loss, parameter and Adam moment must equal
+the eager agent's exactly, for every agent, with one thread and with the critic's branch on a
+second thread. Where a replay cannot stand in for the losses (a loss reads a tensor's value in
+Python, or reads a Python value that changes), the agent says so once and runs eagerly.
+"""
+import numpy as np
+import pytest
+
+torch = pytest.importorskip('torch')
+
+from test_torch_speedups import CONFIGS, learner_updates, make_agent, make_batch, state_tensors  # noqa: E402
+from utils import torch_trace  # noqa: E402
+
+
+def assert_same_agents(traced, eager):
+    want, got = state_tensors(eager), state_tensors(traced)
+    assert want.keys() == got.keys()
+    for key in want:
+        assert torch.equal(got[key], want[key]), key
+
+
+@pytest.fixture
+def threads():
+    """Restores torch's thread count, which the agents set."""
+    count = torch.get_num_threads()
+    yield
+    torch.set_num_threads(count)
+
+
+@pytest.mark.parametrize('fed_noise', [True, False], ids=['fed-noise', 'own-noise'])
+@pytest.mark.parametrize('name', list(CONFIGS))
+def test_traced_update_equals_eager_update(name, fed_noise, threads):
+    traced, eager = make_agent(name, '--threads', '1'), make_agent(name, '--threads', '1', '--traced_update', 'False')
+    assert traced.traced_losses is not None and eager.traced_losses is None
+    infos = []
+    for agent in (traced, eager):
+        torch.manual_seed(3)
+        infos.append(learner_updates(agent, 5, fed_noise=fed_noise))
+    assert infos[0] == infos[1]
+    assert_same_agents(traced, eager)
+    assert traced.notices == [] and traced.traced_losses.failed is None
+    recorded = {names for names, _ in traced.traced_losses.replays}
+    assert recorded == {tuple(name for branch in traced.loss_branches(kind) for name in branch)
+                        for kind in traced.update_kinds}
+
+
+@pytest.mark.parametrize('name', ['ddpg', 'sac', 'rrd-sac'])
+def test_traced_branches_on_two_threads_equal_eager(name, threads):
+    """Each branch is recorded and replayed on its own thread."""
+    traced, eager = make_agent(name, '--threads', '2'), make_agent(name, '--threads', '1', '--traced_update', 'False')
+    assert traced.branch_threads == 1
+    infos = []
+    for agent in (traced, eager):
+        torch.manual_seed(5)
+        infos.append(learner_updates(agent, 4, fed_noise=False))
+    assert infos[0] == infos[1]
+    assert_same_agents(traced, eager)
+    assert {names for names, _ in traced.traced_losses.replays} == set(traced.loss_branches('train'))
+
+
+@pytest.mark.parametrize('alg', ['dqn', 'rrd'])
+def test_image_agents_traced_equal_eager(alg, threads):
+    """Atari DQN and RRD-DQN on frame stacks laid out as the replay buffer samples them: the conv
+    kernels' gradients come channels-last and are stored laid out as their kernels, as autograd
+    stores them (the fused Adam step reads them so)."""
+    from algorithm import create_agent
+    from arguments import get_args
+    agents = []
+    for flags in ([], ['--traced_update', 'False']):
+        args = get_args(['--env', 'Pong', '--alg', alg, '--use_pytorch', 'True', '--cuda', 'False', '--threads', '1',
+                         *flags])
+        args.obs_dims, args.acts_dims, args.discrete = [84, 84, 4], [6], True
+        torch.manual_seed(0)
+        agents.append(create_agent(args))
+    rng = np.random.RandomState(0)
+
+    def frames(*lead):  # channels-first in memory, viewed channels-last
+        return np.moveaxis(rng.randint(0, 256, (*lead, 4, 84, 84)).astype(np.uint8), -3, -1)
+    for _ in range(3):
+        batch = {'obs': frames(4), 'obs_next': frames(4), 'acts': rng.randint(0, 6, 4),
+                 'rews': rng.normal(size=(4, 1)).astype(np.float32), 'done': np.zeros((4, 1), np.float32)}
+        if alg == 'rrd':
+            batch.update(rrd_obs=frames(2, 3), rrd_obs_next=frames(2, 3), rrd_acts=rng.randint(0, 6, (2, 3)),
+                         rrd_rews=rng.normal(size=(2, 1)).astype(np.float32))
+        infos = [agent.train(batch) for agent in agents]
+        assert all(torch.equal(infos[0][key], infos[1][key]) for key in infos[1])
+    assert_same_agents(*agents)
+
+
+def test_new_batch_layout_records_again(threads):
+    traced, eager = make_agent('sac', '--threads', '1'), make_agent('sac', '--threads', '1', '--traced_update', 'False')
+    for agent in (traced, eager):
+        for size in (16, 8, 16):
+            agent.train(make_batch(agent.args, size, b=size))
+    assert len(traced.traced_losses.replays) == 2
+    assert_same_agents(traced, eager)
+
+
+def test_replay_reads_the_parameters_a_checkpoint_loads(tmp_path, threads):
+    """The parameters are the graph's inputs, not constants: loading a checkpoint into an agent
+    that has recorded its update changes what the replay computes."""
+    source = make_agent('rrd-sac', '--threads', '1', seed=1)
+    learner_updates(source, 3)
+    source.save_model(str(tmp_path / 'agent.pt'))
+    traced, eager = make_agent('rrd-sac', '--threads', '1'), make_agent('rrd-sac', '--threads', '1', '--traced_update', 'False')
+    learner_updates(traced, 1)
+    for agent in (traced, eager):
+        agent.load_model(str(tmp_path / 'agent.pt'))
+    infos = [learner_updates(agent, 3, seed=10) for agent in (traced, eager)]
+    assert infos[0] == infos[1]
+    assert_same_agents(traced, eager)
+
+
+def test_a_loss_reading_a_tensor_value_runs_eagerly(threads):
+    """`.item()` in a loss is a Python value the recording would freeze: never replayed."""
+    agents = [make_agent('ddpg', '--threads', '1'), make_agent('ddpg', '--threads', '1', '--traced_update', 'False')]
+    for agent in agents:
+        q_losses = agent.loss_functions['q_losses']
+
+        def scaled(batch, q_losses=q_losses):
+            updates, info = q_losses(batch)
+            scale = 2.0 if float(batch['rews'].mean()) > 0 else 1.0
+            return [(loss * scale, optimizer) for loss, optimizer in updates], info
+        agent.loss_functions['q_losses'] = scaled
+    infos = [learner_updates(agent, 4) for agent in agents]
+    assert infos[0] == infos[1]
+    assert_same_agents(*agents)
+    traced = agents[0]
+    assert traced.traced_losses.failed is not None and len(traced.notices) == 1
+    assert "read a tensor's value in Python" in traced.notices[0] and '--traced_update False' in traced.notices[0]
+
+
+def test_a_changing_python_value_is_caught_and_the_update_runs_eagerly(monkeypatch, threads):
+    """A loss scaled by a Python float that changes: the recording froze the first value; the
+    periodic comparison finds the difference and the agent runs eagerly from that update on."""
+    monkeypatch.setattr(torch_trace, 'CHECK_EVERY', 3)
+    agents = [make_agent('sac', '--threads', '1'), make_agent('sac', '--threads', '1', '--traced_update', 'False')]
+    for agent in agents:
+        pi_losses, agent.coef = agent.loss_functions['pi_losses'], 1.0
+
+        def annealed(batch, agent=agent, pi_losses=pi_losses):
+            updates, info = pi_losses(batch)
+            return [(loss * agent.coef, optimizer) for loss, optimizer in updates], info
+        agent.loss_functions['pi_losses'] = annealed
+    traced, eager = agents
+    for update in range(1, 7):
+        for agent in agents:
+            agent.coef = 1.0 if update < 3 else 0.5
+        infos = [agent.train(make_batch(agent.args, update)) for agent in agents]
+        assert all(torch.equal(infos[0][key], infos[1][key]) for key in infos[1])
+        assert (traced.traced_losses.failed is None) == (update < 3)  # update 3's replay was compared: dropped
+    assert_same_agents(traced, eager)
+    assert len(traced.notices) == 1 and 'differed from the eager losses after 3 updates' in traced.notices[0]
+
+
+@pytest.mark.filterwarnings('ignore:`torch.jit.script_method` is deprecated')  # torch.compile's own imports
+@pytest.mark.parametrize('flags', [('--traced_update', 'False'), ('--amp', 'True'), ('--compile', 'True')])
+def test_no_replay_where_it_does_not_apply(flags, threads):
+    assert make_agent('sac', '--threads', '1', *flags).traced_losses is None
+
+
+def test_a_run_logs_why_its_update_runs_eagerly(tmp_path, monkeypatch, capsys, threads):
+    """The learner prints the agent's notice once, in the run's log; the run carries on eagerly."""
+    import train
+    from algorithm.basis_alg import sac_torch
+    from test_resume import TINY
+    q_losses = sac_torch.SAC.q_losses
+
+    def reads_a_value(self, batch):
+        updates, info = q_losses(self, batch)
+        return [(loss * (1.0 if float(batch['rews'].mean()) < 1e9 else 0.0), opt) for loss, opt in updates], info
+    monkeypatch.setattr(sac_torch.SAC, 'q_losses', reads_a_value)
+    logdir = tmp_path / 'log'
+    train.main([*TINY, '--use_pytorch=True', '--threads=1', f'--logdir={logdir}'])
+    out = capsys.readouterr().out
+    warnings = [line for line in out.splitlines() if line.startswith('warning:')]
+    assert len(warnings) == 1 and "read a tensor's value in Python" in warnings[0], out
+    (log,) = (logdir / 'text').glob('*.log')
+    assert log.read_text().count(warnings[0]) == 1
