@@ -21,6 +21,8 @@ from torch.fx.experimental.proxy_tensor import make_fx
 
 CHECK_EVERY = 1000  # replays between comparisons with the eager losses (one eager pass each: ~0.1%)
 RECORDING = threading.Lock()  # one recording at a time (parallel branches record on two threads)
+FRESH_OUTPUTS = {torch.ops.aten.addmm.default, torch.ops.aten.mm.default, torch.ops.aten.add.Tensor,
+                 torch.ops.aten.convolution.default}  # ops whose output is a new tensor, never a view
 VIEWS_TO_DROP = {torch.ops.aten.detach.default, torch.ops.aten.alias.default}  # no autograd in a replay
 
 
@@ -102,7 +104,7 @@ class Replay:
                 node.replace_all_uses_with(node.args[0])
                 graph.erase_node(node)
             elif node.target is torch.ops.aten.relu.default and len(node.args[0].users) == 1 and \
-                    node.args[0].target in (torch.ops.aten.addmm.default, torch.ops.aten.mm.default):
+                    node.args[0].target in FRESH_OUTPUTS:
                 node.target = torch.ops.aten.relu_.default
         for node in graph.nodes:
             if node.op == 'call_function' and isinstance(node.target, torch._ops.OpOverload):
