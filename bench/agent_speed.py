@@ -116,14 +116,16 @@ def race(agents, batches, warmup, repeats):
 
 def update_flops(torch_agent, batch):
     """Matmul and convolution FLOPs of one update (forward and backward), counted by torch. The
-    counter sees one thread's work: the update is counted with its losses on one thread."""
+    counter sees one thread's work: the update is counted with its losses on one thread, eagerly
+    (a replay runs the same products; a first replay would count its recording's too)."""
     from torch.utils.flop_counter import FlopCounterMode
     branch_threads, torch_agent.branch_threads = torch_agent.branch_threads, 0
+    traced_losses, torch_agent.traced_losses = torch_agent.traced_losses, None
     try:
         with FlopCounterMode(display=False) as counter:
             learner_update(torch_agent, batch, 0)
     finally:
-        torch_agent.branch_threads = branch_threads
+        torch_agent.branch_threads, torch_agent.traced_losses = branch_threads, traced_losses
     return counter.get_total_flops()
 
 

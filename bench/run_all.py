@@ -390,8 +390,23 @@ def gpu_targets(gpu):
 
 NOTES = """## How the PyTorch update was made faster, and what is left
 
-The default path (checked against TF by test/test_parity.py and against the plain form and the
-one-thread update by test/test_torch_speedups.py):
+The default path (checked against TF by test/test_parity.py, against the plain form and the
+one-thread update by test/test_torch_speedups.py, and the traced update against the eager one by
+test/test_torch_trace.py):
+- **Traced update** (`--traced_update`, on by default on a CPU; utils/torch_trace.py): the first
+  update of each kind (per batch layout) is recorded with `make_fx` as the list of aten operations
+  its losses and `autograd.grad` ran; later updates replay that list under `no_grad`, with no
+  autograd graph, saved tensors or engine. The replay is those same operations in the same order,
+  so it is the eager update bit for bit (checked when recorded and every 1000 replays; a loss
+  that reads a tensor's value in Python, or a replay that ever differs, runs eagerly with one log
+  line). Three rewrites of the recorded list keep the arithmetic: autograd's detach/alias views
+  dropped, ReLU in place where it alone reads a product, and every op called through torch's
+  Python binding (~1 us less than through its operator overload). It records in 0.1-0.4 s. Alone
+  over the eager default (levers table: "default, eager" against "default"): x1.14 / x1.10 on
+  SAC / RRD-SAC with 1 thread and x1.13 / x1.11 with 2 in a separate `bench/levers.py` run, and
+  x1.18 / x1.17 in this one. It is what the hand-derived gradients below reach, without a second
+  copy of the losses. Where a replay would not follow the update (Python state in a loss, forward
+  hooks), `--traced_update False` runs eagerly.
 - **One backward pass** over all losses. A policy loss reads the critics through detached weights
   (`action_value` of the critics, `input_gradient_mlp`), so each loss reaches only its own
   optimiser's parameters and one `autograd.backward` gives every optimiser exactly its gradients,
@@ -412,7 +427,10 @@ one-thread update by test/test_torch_speedups.py):
   Updates with one branch (DQN, TD3's separate critic and policy steps, and RRD over those: the
   reward net alone is too small a branch, RRD-TD3's critic step ran x0.66 split) give every thread
   to intra-op work; each agent keeps its thread setting for every update (resizing the OpenMP
-  team between updates left it spinning). When every update had one intra-op thread per branch,
+  team between updates left it spinning). With the traced update the two branches still beat
+  the serial update on a quiet machine: x1.11 (SAC) and x1.06 (RRD-SAC) in a separate
+  `bench/levers.py --threads 2` run (the 2-thread lever table above ran on a loaded machine).
+  When every update had one intra-op thread per branch,
   DQN read 0.67 and TD3 0.58 of TF with 2 threads; with all threads to them, 0.93-0.99 and
   0.88-0.97 (this run and a separate agent_speed.py run).
 - **Atari frames channels-last in memory**: the replay buffer samples frame stacks as
@@ -472,10 +490,10 @@ Measured and not shipped (rows above, and `python bench/twin_critics.py`):
 - **Flush denormals** (TF's executor runs with flush-to-zero): x0.97-1.05, noise.
 - **Hand-derived gradients** (`bench/hand_gradients.py`, SAC and RRD-SAC): the whole update with
   every gradient written out and no autograd (same losses, noise and fused Adam step; checked
-  against autograd's gradients, equal within 1e-5 relative). Over the default: x1.11-1.23 on SAC
-  and x1.13-1.18 on RRD-SAC across three runs (the levers table above: x1.20 / x1.18, 0.95 and
-  0.93 of TF), and x1.18 / x1.14 in a run with MKL's Intel code path (below), 0.93 / 0.98 of
-  TF. That is the fp32 floor within reach, and it locates the rest of the gap: the autograd engine.
+  against autograd's gradients, equal within 1e-5 relative). Over the eager default: x1.11-1.23
+  on SAC and x1.13-1.18 on RRD-SAC across three earlier runs of this suite, and x1.18 / x1.14 in a
+  run with MKL's Intel code path (below), 0.93 / 0.98 of TF. That located the rest of the gap in
+  the autograd engine, which the traced update now leaves out.
   Split per SAC update (1 thread, min of 5 rounds of 50 updates on the same batches): the losses'
   forward 5.33 ms with autograd's graph and 4.87 ms without it, backward 4.95 ms; the whole
   forward + backward hand-derived 8.64 ms against 10.29 (RRD-SAC: 9.86 against 11.49). Fewer autograd nodes do not get there: one node per MLP
@@ -483,6 +501,8 @@ Measured and not shipped (rows above, and `python bench/twin_critics.py`):
   untouched, measured x0.94-1.04 in repeated A/Bs. Not shipped: every loss would exist twice, as
   the readable loss and as its derivative, and a researcher who edits a loss would have to edit
   the derivative too (or, if the path checked itself against autograd at start-up, be stopped by it).
+  The traced update (above) now takes most of this from autograd itself: against its
+  x1.18 / x1.17, hand-derived gradients read x1.11 / x1.24 over the eager default in this run.
 - In-place ReLU x0.995 (x0.99 / x1.03 on SAC / RRD-SAC in a later A/B); `--compile` with
   inductor's C++ wrapper x0.86 (plain x0.85-0.96); dynamo with its graph-only backends, which
   replay autograd's traced forward and backward without inductor's kernels: aot_eager x0.89,
@@ -536,9 +556,9 @@ the products with bias, ReLU and their gradients written out by hand (no autogra
 the same as one autograd node with that hand-written backward 1.31-1.41 / 1.41-1.55 ms (the call
 into the autograd engine alone is 60-130 us); eager autograd 1.43-1.46 / 1.55 ms; TF 1.29 ms
 (one session call, the gradients fetched). So the arithmetic is at parity and the gap is the
-bookkeeping around it: about 15-20% of a network's forward + backward, per network, which only a
-graph runtime or fused C++ kernels remove (`torch.compile` on this CPU: 1.48 ms for this network,
-slower than eager). The layout of the operands matters only at the thin ends (the first-layer
+bookkeeping around it: about 15-20% of a network's forward + backward, per network, which a
+graph runtime removes (the traced update replays autograd's recorded operations without it;
+`torch.compile` on this CPU: 1.48 ms for this network, slower than eager). The layout of the operands matters only at the thin ends (the first-layer
 weight gradients, above under measured and not shipped).
 
 Run to run, on this shared virtual machine, a torch/TF ratio moves by up to about +-0.08 (SAC with
