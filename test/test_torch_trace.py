@@ -21,6 +21,16 @@ def assert_same_agents(traced, eager):
         assert torch.equal(got[key], want[key]), key
 
 
+def assert_same_training(traced, eager, updates, seed, fed_noise=True):
+    """The learner's updates from the same random state: equal infos, then equal agents."""
+    infos = []
+    for agent in (traced, eager):
+        torch.manual_seed(seed)
+        infos.append(learner_updates(agent, updates, fed_noise=fed_noise))
+    assert infos[0] == infos[1]
+    assert_same_agents(traced, eager)
+
+
 @pytest.fixture
 def threads():
     """Restores torch's thread count, which the agents set."""
@@ -34,12 +44,7 @@ def threads():
 def test_traced_update_equals_eager_update(name, fed_noise, threads):
     traced, eager = make_agent(name, '--threads', '1'), make_agent(name, '--threads', '1', '--traced_update', 'False')
     assert traced.traced_losses is not None and eager.traced_losses is None
-    infos = []
-    for agent in (traced, eager):
-        torch.manual_seed(3)
-        infos.append(learner_updates(agent, 5, fed_noise=fed_noise))
-    assert infos[0] == infos[1]
-    assert_same_agents(traced, eager)
+    assert_same_training(traced, eager, 5, seed=3, fed_noise=fed_noise)
     assert traced.notices == [] and traced.traced_losses.failed is None
     recorded = {names for names, _ in traced.traced_losses.replays}
     assert recorded == {tuple(name for branch in traced.loss_branches(kind) for name in branch)
@@ -51,12 +56,7 @@ def test_traced_branches_on_two_threads_equal_eager(name, threads):
     """Each branch is recorded and replayed on its own thread."""
     traced, eager = make_agent(name, '--threads', '2'), make_agent(name, '--threads', '1', '--traced_update', 'False')
     assert traced.branch_threads == 1
-    infos = []
-    for agent in (traced, eager):
-        torch.manual_seed(5)
-        infos.append(learner_updates(agent, 4, fed_noise=False))
-    assert infos[0] == infos[1]
-    assert_same_agents(traced, eager)
+    assert_same_training(traced, eager, 4, seed=5, fed_noise=False)
     assert {names for names, _ in traced.traced_losses.replays} == set(traced.loss_branches('train'))
 
 
