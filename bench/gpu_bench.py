@@ -25,7 +25,8 @@ device buffer against the numpy one, and the TF parity suite where TF is install
 their summary line. bench/run_all.py runs all of it on a machine with CUDA, or reads this
 script's --json output from one (--gpu_json).
 
-Without CUDA it measures torch's CPU device (no CUDA-graph row): that is how it is checked on
+Without CUDA it measures torch's CPU device (no CUDA-graph row), with the eager update CUDA runs
+(`--traced_update False`: the replay applies on a CPU only): that is how it is checked on
 machines without a GPU, where its figures say nothing about one.
 
     python bench/gpu_bench.py [--tests] [--device cuda] [--algs rrd-sac sac] [--updates 300] [--json out.json]
@@ -89,7 +90,8 @@ VARIANTS = {  # name: (CLI flags, change to the built agent, CUDA only)
 
 
 def build(alg, device, flags=(), change=None):
-    args = make_args(alg, 'torch', 0 if device == 'cuda' else 1, flags)
+    eager = () if device == 'cuda' else ('--traced_update', 'False')  # as on CUDA, where no replay applies
+    args = make_args(alg, 'torch', 0 if device == 'cuda' else 1, (*eager, *flags))
     args.cuda = device == 'cuda'
     agent = create_agent(args)
     if change is not None:

@@ -397,11 +397,13 @@ test/test_torch_trace.py):
   update of each kind (per batch layout) is recorded with `make_fx` as the list of aten operations
   its losses and `autograd.grad` ran; later updates replay that list under `no_grad`, with no
   autograd graph, saved tensors or engine. The replay is those same operations in the same order,
-  so it is the eager update bit for bit (checked when recorded and every 1000 replays; a loss
-  that reads a tensor's value in Python, or a replay that ever differs, runs eagerly with one log
-  line). Three rewrites of the recorded list keep the arithmetic: autograd's detach/alias views
-  dropped, ReLU in place where it alone reads a product, and every op called through torch's
-  Python binding (~1 us less than through its operator overload). It records in 0.1-0.4 s. Alone
+  so it is the eager update bit for bit (checked when recorded, at the 1st, 10th and 100th replay
+  and every 1000th; a loss that reads a tensor's value in Python or changes the agent's tensors
+  in place, or a replay that ever differs, runs eagerly with one log line). Three rewrites of the
+  recorded list keep the arithmetic: autograd's detach/alias views dropped, ReLU in place where it
+  alone reads a product, and every op called through torch's Python binding (~1 us less than
+  through its operator overload). A recording takes 0.05-0.7 s (DQN to image RRD-DQN) and
+  stands as that update; each recorded graph keeps ~2 MB. Alone
   over the eager default (levers table: "default, eager" against "default"): x1.14 / x1.10 on
   SAC / RRD-SAC with 1 thread and x1.13 / x1.11 with 2 in a separate `bench/levers.py` run, and
   x1.18 / x1.17 in this one. It is what the hand-derived gradients below reach, without a second
@@ -503,7 +505,8 @@ Measured and not shipped (rows above, and `python bench/twin_critics.py`):
   the derivative too (or, if the path checked itself against autograd at start-up, be stopped by it).
   The traced update (above) now takes most of this from autograd itself: against its
   x1.18 / x1.17, hand-derived gradients read x1.11 / x1.24 over the eager default in this run.
-- In-place ReLU x0.995 (x0.99 / x1.03 on SAC / RRD-SAC in a later A/B); `--compile` with
+- In-place ReLU in the eager update x0.995 (x0.99 / x1.03 on SAC / RRD-SAC in a later A/B; the
+  traced update's replay now runs ReLU in place, where no autograd node needs its input); `--compile` with
   inductor's C++ wrapper x0.86 (plain x0.85-0.96); dynamo with its graph-only backends, which
   replay autograd's traced forward and backward without inductor's kernels: aot_eager x0.89,
   eager x0.91 on SAC.

@@ -308,7 +308,7 @@ def test_infos_outlive_the_next_cuda_graph_step(monkeypatch):
     info while the policy update runs (torch raised there on a GPU), so with CUDA graphs an update
     returns copies of its loss functions' infos."""
     monkeypatch.setattr(torch.compiler, 'cudagraph_mark_step_begin', lambda: None)
-    agent = make_agent('td3')
+    agent = make_agent('td3', '--traced_update', 'False')  # what CUDA runs: the losses called at each update
     agent.uses_cuda_graphs = lambda: True
     produced = []
 

@@ -113,7 +113,7 @@ def test_replay_reads_the_parameters_a_checkpoint_loads(tmp_path, threads):
     assert_same_agents(traced, eager)
 
 
-def test_a_loss_reading_a_tensor_value_runs_eagerly(threads):
+def test_a_loss_reading_a_tensor_value_runs_eagerly(threads):  # float(tensor): .item()
     """`.item()` in a loss is a Python value the recording would freeze: never replayed."""
     agents = [make_agent('ddpg', '--threads', '1'), make_agent('ddpg', '--threads', '1', '--traced_update', 'False')]
     for agent in agents:
@@ -132,27 +132,104 @@ def test_a_loss_reading_a_tensor_value_runs_eagerly(threads):
     assert "read a tensor's value in Python" in traced.notices[0] and '--traced_update False' in traced.notices[0]
 
 
-def test_a_changing_python_value_is_caught_and_the_update_runs_eagerly(monkeypatch, threads):
-    """A loss scaled by a Python float that changes: the recording froze the first value; the
-    periodic comparison finds the difference and the agent runs eagerly from that update on."""
+def with_loss_changed(agents, name, change):
+    """Wrap each agent's loss function `name`: change(agent, batch, updates) -> updates."""
+    for agent in agents:
+        losses = agent.loss_functions[name]
+
+        def changed(batch, agent=agent, losses=losses):
+            updates, info = losses(batch)
+            return change(agent, batch, updates), info
+        agent.loss_functions[name] = changed
+
+
+@pytest.mark.parametrize('change_at', [2, 4], ids=['first-replay', 'periodic-check'])
+def test_a_changing_python_value_is_caught_and_the_update_runs_eagerly(change_at, monkeypatch, threads):
+    """A loss scaled by a Python float that changes: the recording froze the first value. A check
+    (at the 1st replay, update 2; and, with CHECK_EVERY 3, at the 3rd, update 4) finds the
+    difference on the update where it changed, and from that update on the agent runs eagerly."""
     monkeypatch.setattr(torch_trace, 'CHECK_EVERY', 3)
     agents = [make_agent('sac', '--threads', '1'), make_agent('sac', '--threads', '1', '--traced_update', 'False')]
-    for agent in agents:
-        pi_losses, agent.coef = agent.loss_functions['pi_losses'], 1.0
-
-        def annealed(batch, agent=agent, pi_losses=pi_losses):
-            updates, info = pi_losses(batch)
-            return [(loss * agent.coef, optimizer) for loss, optimizer in updates], info
-        agent.loss_functions['pi_losses'] = annealed
+    with_loss_changed(agents, 'pi_losses', lambda agent, batch, updates: [(loss * agent.coef, opt) for loss, opt in updates])
     traced, eager = agents
     for update in range(1, 7):
         for agent in agents:
-            agent.coef = 1.0 if update < 3 else 0.5
+            agent.coef = 1.0 if update < change_at else 0.5
         infos = [agent.train(make_batch(agent.args, update)) for agent in agents]
         assert all(torch.equal(infos[0][key], infos[1][key]) for key in infos[1])
-        assert (traced.traced_losses.failed is None) == (update < 3)  # update 3's replay was compared: dropped
+        assert (traced.traced_losses.failed is None) == (update < change_at)
     assert_same_agents(traced, eager)
-    assert len(traced.notices) == 1 and 'differed from the eager losses after 3 updates' in traced.notices[0]
+    assert len(traced.notices) == 1
+    assert f'differed from the eager losses at replay {change_at - 1}' in traced.notices[0]
+
+
+def test_random_draws_inside_a_loss_are_the_eager_draws(threads):
+    """A loss that draws its own noise (not through `loss_noise`): the replay draws it too, from
+    the same stream as the eager update, and leaves the stream where eager leaves it."""
+    agents = [make_agent('sac', '--threads', '1'), make_agent('sac', '--threads', '1', '--traced_update', 'False')]
+    for agent in agents:
+        agent.loss_noise = {}
+    with_loss_changed(agents, 'q_losses',
+                      lambda agent, batch, updates: [(loss * (1 + 0.1 * torch.rand(())), opt) for loss, opt in updates])
+    assert_same_training(*agents, 4, seed=11, fed_noise=False)
+    follow = []
+    for agent in agents:
+        torch.manual_seed(12)
+        learner_updates(agent, 3, fed_noise=False)
+        follow.append(torch.rand(3))
+    assert torch.equal(*follow)
+    assert agents[0].traced_losses.failed is None
+
+
+def test_a_loss_changing_agent_state_in_place_runs_eagerly(threads):
+    """A running count kept in a buffer, updated by a loss: a replay would add to it again at
+    each recording and check, so such losses run eagerly, and the count is eager's."""
+    agents = [make_agent('sac', '--threads', '1'), make_agent('sac', '--threads', '1', '--traced_update', 'False')]
+    for agent in agents:
+        agent.pi.register_buffer('seen', torch.zeros(()))
+
+    def counted(agent, batch, updates):
+        agent.pi.seen.add_(batch['obs'].shape[0])
+        return updates
+    with_loss_changed(agents, 'pi_losses', counted)
+    assert_same_training(*agents, 4, seed=13)
+    assert float(agents[0].pi.seen) == 4 * 16
+    assert len(agents[0].notices) == 1 and 'in place' in agents[0].notices[0]
+
+
+@pytest.mark.parametrize('read', ['numpy', 'tolist', 'item'])
+def test_a_loss_reading_values_through_any_host_method_runs_eagerly(read, threads):
+    agents = [make_agent('ddpg', '--threads', '1'), make_agent('ddpg', '--threads', '1', '--traced_update', 'False')]
+
+    def scaled(agent, batch, updates):
+        value = np.asarray(getattr(batch['rews'].mean(), read)())
+        return [(loss * (2.0 if float(value) > 0 else 1.0), opt) for loss, opt in updates]
+    with_loss_changed(agents, 'q_losses', scaled)
+    assert_same_training(*agents, 4, seed=0)
+    assert len(agents[0].notices) == 1 and "read a tensor's value in Python" in agents[0].notices[0]
+
+
+def test_a_batch_laid_out_differently_records_again(threads):
+    """Same shapes, other strides: the recorded views may not fit it, so it is a new layout."""
+    agents = [make_agent('rrd-sac', '--threads', '1'), make_agent('rrd-sac', '--threads', '1', '--traced_update', 'False')]
+    for update in range(1, 4):
+        batch = {key: torch.as_tensor(value) for key, value in make_batch(agents[0].args, update).items()}
+        if update > 1:  # the same values, stored episode-major transposed
+            batch['rrd_obs'] = batch['rrd_obs'].transpose(0, 1).contiguous().transpose(0, 1)
+        for agent in agents:
+            agent.train(batch)
+    assert_same_agents(*agents)
+    assert len(agents[0].traced_losses.replays) == 2 and agents[0].traced_losses.failed is None
+
+
+def test_dqn_train_pi_is_an_empty_update(threads):
+    """DQN has no policy: train_pi changes nothing and leaves the traced update on."""
+    agent = make_agent('rrd-dqn', '--threads', '1')
+    before = state_tensors(agent)
+    assert agent.train_pi(make_batch(agent.args, 0)) == {}
+    assert all(torch.equal(value, before[key]) for key, value in state_tensors(agent).items())
+    agent.train(make_batch(agent.args, 1))
+    assert agent.traced_losses.failed is None and agent.notices == []
 
 
 @pytest.mark.filterwarnings('ignore:`torch.jit.script_method` is deprecated')  # torch.compile's own imports

@@ -4,22 +4,30 @@ recorded once as the list of tensor operations they ran, then replayed without a
 On these small MLPs eager autograd spends about 15-20% of an update on bookkeeping around the
 arithmetic: building the graph, saving tensors, running the engine (bench/RESULTS.md). A replay
 runs the operations autograd ran, in the order it ran them, so its losses and gradients are the
-eager ones bit for bit: checked when a graph is recorded, and again every `CHECK_EVERY` replays.
+eager ones bit for bit: checked when a graph is recorded, at its 1st, 10th and 100th replay, and
+every `CHECK_EVERY` replays after that. Random draws inside a loss are replayed as draws.
 
 What a recording fixes: whatever the loss functions decide in Python. A new batch layout (keys,
-shapes, dtypes) records again; Python numbers (flags, constants) are read once. A loss that reads
-a value which changes during training must keep it in a tensor, as the agents here do with alpha.
-If a replay and the eager losses ever disagree, the agent says so and runs eagerly from then on;
-a loss that reads a tensor's value in Python (`.item()`, `if tensor:`) is never replayed. A
-replay calls no module's Python code: forward hooks fire only while an update is recorded (or
-eager), so an agent that is probed with hooks must run eagerly (`agent.traced_losses = None`).
+shapes, strides, dtypes) records again; Python numbers (flags, constants) are read once. A loss
+that reads a value which changes during training must keep it in a tensor, as the agents here do
+with alpha; if a check finds a replay that differs from the eager losses, the agent says so and
+runs eagerly from then on (the replays before that check used the recorded value). Losses the
+recording can tell apart are never replayed: those that read a tensor's value in Python
+(`.item()`, `if tensor:`, `.tolist()`, `.numpy()`) or change a parameter, buffer or batch tensor
+in place (a running statistic). A replay calls no module's Python code: forward hooks fire only
+while an update is recorded (or eager), so an agent that is probed with hooks must run eagerly
+(`agent.traced_losses = None`).
 """
+import contextlib
+import operator
 import threading
 
 import torch
 from torch.fx.experimental.proxy_tensor import make_fx
 
 CHECK_EVERY = 1000  # replays between comparisons with the eager losses (one eager pass each: ~0.1%)
+EARLY_CHECKS = (1, 10, 100)  # and these replays: a frozen value shows on the first batches that differ
+HOST_READS = ('item', 'tolist', 'numpy', '__array__')  # Tensor methods that hand values to Python
 RECORDING = threading.Lock()  # one recording at a time (parallel branches record on two threads)
 FRESH_OUTPUTS = {torch.ops.aten.addmm.default, torch.ops.aten.mm.default, torch.ops.aten.add.Tensor,
                  torch.ops.aten.convolution.default}  # ops whose output is a new tensor, never a view
@@ -31,54 +39,113 @@ class NotReplayable(Exception):
 
 
 def layout(batch):
-    return tuple((key, tuple(value.shape), value.dtype) for key, value in sorted(batch.items()))
+    return tuple((key, value.shape, value.stride(), value.dtype) for key, value in sorted(batch.items()))
 
 
 def all_same(tensors, others):
-    """Bit-for-bit equal tensors, pairwise (NaN against NaN counts as equal; None against None)."""
+    """Bit-for-bit equal tensors, pairwise (None against None)."""
     def same(a, b):
         if a is None or b is None:
             return a is b
-        return a.shape == b.shape and bool(((a == b) | (a.isnan() & b.isnan())).all())
+        return (a.shape == b.shape and a.dtype == b.dtype and
+                torch.equal(a.reshape(-1).view(torch.uint8), b.reshape(-1).view(torch.uint8)))
     return len(tensors) == len(others) and all(same(a, b) for a, b in zip(tensors, others))
 
 
+@contextlib.contextmanager
+def host_reads_refused():
+    """Tensor methods that hand values to Python raise while this thread records (the other
+    branch's thread may run an eager loss meanwhile, untouched)."""
+    recorder, originals = threading.get_ident(), {name: getattr(torch.Tensor, name) for name in HOST_READS}
+    own = {name: torch.Tensor.__dict__[name] for name in HOST_READS if name in torch.Tensor.__dict__}
+
+    def refusing(name):
+        def method(self, *args, **kwargs):
+            if threading.get_ident() == recorder:
+                raise NotReplayable(f'read a tensor\'s value in Python (.{name}())')
+            return originals[name](self, *args, **kwargs)
+        return method
+    for name in HOST_READS:
+        setattr(torch.Tensor, name, refusing(name))
+    try:
+        yield
+    finally:  # as before: torch.Tensor's own methods back, TensorBase's inherited again
+        for name in HOST_READS:
+            if name in own:
+                setattr(torch.Tensor, name, own[name])
+            else:
+                delattr(torch.Tensor, name)
+
+
+def changes_inputs(graph):
+    """Whether an operation writes into an input (a parameter, a buffer, a batch tensor) or a view
+    of one: a replay would apply the change again each time it is recorded or checked."""
+    aliases = {node for node in graph.nodes if node.op == 'placeholder'}
+    for node in graph.nodes:
+        if node.target is operator.getitem and node.args[0] in aliases:  # one of split's views
+            aliases.add(node)
+        if node.op != 'call_function' or not isinstance(node.target, torch._ops.OpOverload):
+            continue
+        schema = node.target._schema
+        if any(argument.alias_info is not None and argument.alias_info.is_write and
+               isinstance(value, torch.fx.Node) and value in aliases
+               for argument, value in zip(schema.arguments, node.args)):
+            return True
+        if schema.returns and schema.returns[0].alias_info is not None and \
+                any(isinstance(value, torch.fx.Node) and value in aliases for value in node.args):
+            aliases.add(node)  # a view of an input
+    return False
+
+
 class Replay:
-    """One recorded graph: the loss functions `names` on one batch layout."""
+    """One recorded graph: the loss functions `names` on one batch layout. The recording is an
+    eager update (make_fx runs the losses on the real tensors), whose result is the first update's:
+    `recorded`, with the random state as that eager update leaves it."""
 
     def __init__(self, agent, names, batch):
         self.agent, self.names, self.keys = agent, names, sorted(batch)
         modules = {id(m): m for m in agent.checkpoint_state().values() if isinstance(m, torch.nn.Module)}
         tensors = {id(t): t for m in modules.values() for t in (*m.parameters(), *m.buffers())}
         self.state = list(tensors.values())  # every tensor the losses may read: inputs, not constants
-        rng = torch.get_rng_state()
-        eager = {}
+        before, eager = torch.get_rng_state(), {}
 
         def losses_and_gradients(*inputs):
             optimizers, grads, info = self.eager(dict(zip(self.keys, inputs[len(self.state):])))
-            eager.update(optimizers=optimizers, outputs=[*grads, *info.values()], info_keys=list(info))
-            return tuple(eager['outputs'])
+            eager.update(optimizers=optimizers, grads=grads, info=info)
+            return (*grads, *info.values())
+        label = ', '.join(names)
         try:
-            self.graph = make_fx(losses_and_gradients)(*self.state, *self.inputs(batch))
+            with host_reads_refused():
+                self.graph = make_fx(losses_and_gradients)(*self.state, *self.inputs(batch))
+        except NotReplayable as error:
+            raise NotReplayable(f'{label} {error}') from None
         except RuntimeError as error:  # the eager update that follows shows a loss's own errors
             if '_local_scalar_dense' not in str(error):
-                raise NotReplayable(f'{", ".join(names)} could not be recorded ({str(error).splitlines()[0]})')
-            raise NotReplayable(f'{", ".join(names)} read a tensor\'s value in Python (.item() or a branch on a tensor)')
-        self.optimizers, self.info_keys = eager['optimizers'], eager['info_keys']
+                raise NotReplayable(f'{label} could not be recorded ({str(error).splitlines()[0]})') from None
+            raise NotReplayable(f'{label} read a tensor\'s value in Python (.item() or a branch on a tensor)') from None
+        self.optimizers, self.info_keys = eager['optimizers'], list(eager['info'])
         self.params = [param for optimizer in self.optimizers for group in optimizer.param_groups
                        for param in group['params']]
-        torch.set_rng_state(rng)  # the replay draws what the recording drew: an eager update's draws
-        try:
-            self.simplify()
-            grads, info = self.replay(batch)
-        except Exception as error:  # a graph that cannot run is one the agent does without
-            raise NotReplayable(f'the replay of {", ".join(names)} failed ({str(error).splitlines()[0]})')
-        if not all_same([*grads, *info.values()], eager['outputs']):
-            raise NotReplayable(f'the replay of {", ".join(names)} differs from its recording')
-        # autograd stores a gradient in .grad laid out as its parameter (a conv kernel's gradient
-        # comes channels-last from channels-last frames); the fused Adam step reads them so
-        self.relayout = [grad is not None and grad.stride() != param.stride() for grad, param in zip(grads, self.params)]
+        self.recorded, self.after = (list(eager['grads']), eager['info']), torch.get_rng_state()
+        self.relayout = [grad is not None and grad.stride() != param.stride()
+                         for grad, param in zip(self.recorded[0], self.params)]
         self.replays = 0
+        try:
+            if changes_inputs(self.graph.graph):
+                raise NotReplayable(f'{label} change a parameter, buffer or batch tensor in place')
+            torch.set_rng_state(before)  # the check replay draws what the recording drew
+            try:
+                self.simplify()
+                grads, info = self.replay(batch)
+            except Exception as error:  # a graph that cannot run is one the agent does without
+                raise NotReplayable(f'the replay of {label} failed ({str(error).splitlines()[0]})') from None
+            if not all_same([*grads, *info.values()], [*self.recorded[0], *self.recorded[1].values()]):
+                raise NotReplayable(f'the replay of {label} differs from its recording')
+        except NotReplayable as error:
+            error.update = self.first_update()  # the recording stands as this update, as eager runs it
+            raise
+        for node in self.graph.graph.nodes:  # make_fx keeps every intermediate tensor of the recording
+            node.meta.clear()
 
     def inputs(self, batch):
         return [batch[key] for key in self.keys]
@@ -88,7 +155,7 @@ class Replay:
         updates, info = self.agent.run_losses(self.names, batch)
         optimizers = [optimizer for _, optimizer in updates]
         params = [param for optimizer in optimizers for group in optimizer.param_groups for param in group['params']]
-        grads = torch.autograd.grad([loss for loss, _ in updates], params, allow_unused=True)
+        grads = torch.autograd.grad([loss for loss, _ in updates], params, allow_unused=True) if params else ()
         return optimizers, grads, info
 
     def simplify(self):
@@ -119,24 +186,42 @@ class Replay:
         outputs = self.graph(*self.state, *self.inputs(batch))
         return outputs[:len(self.params)], dict(zip(self.info_keys, outputs[len(self.params):]))
 
-    def __call__(self, batch):
-        """(optimisers, info) with the gradients in the parameters' .grad; None (and the random
-        state as it was) when the periodic comparison with the eager losses fails."""
-        self.replays += 1
-        check = self.replays % CHECK_EVERY == 0
-        rng = torch.get_rng_state() if check else None
-        grads, info = self.replay(batch)
-        if check:
-            after = torch.get_rng_state()
-            torch.set_rng_state(rng)
-            _, eager_grads, eager_info = self.eager(batch)
-            if not all_same([*grads, *info.values()], [*eager_grads, *eager_info.values()]):
-                torch.set_rng_state(rng)
-                return None
-            torch.set_rng_state(after)
+    def set_gradients(self, grads):
+        """Into .grad, laid out as each parameter, as autograd's accumulation stores them (a conv
+        kernel's gradient comes channels-last from channels-last frames; the fused Adam step reads
+        gradient and parameter alike)."""
         for param, grad, relayout in zip(self.params, grads, self.relayout):
             param.grad = torch.empty_like(param).copy_(grad) if relayout else grad
-        return self.optimizers, info
+        return self.optimizers
+
+    def first_update(self):
+        """(optimisers, info) of the recorded update, its gradients in .grad."""
+        torch.set_rng_state(self.after)
+        grads, info = self.recorded
+        self.recorded = None
+        return self.set_gradients(grads), info
+
+    def __call__(self, batch):
+        """(optimisers, info) with the gradients in the parameters' .grad. Raises NotReplayable,
+        with the random state as it was, when the replay fails (a batch the recorded views do not
+        fit) or a comparison with the eager losses finds a difference."""
+        self.replays += 1
+        before = torch.get_rng_state()  # ~1 us
+        try:
+            grads, info = self.replay(batch)
+        except Exception as error:
+            torch.set_rng_state(before)
+            raise NotReplayable(f'a replay of {", ".join(self.names)} failed ({str(error).splitlines()[0]})') from None
+        if self.replays in EARLY_CHECKS or self.replays % CHECK_EVERY == 0:
+            after = torch.get_rng_state()
+            torch.set_rng_state(before)
+            _, eager_grads, eager_info = self.eager(batch)
+            torch.set_rng_state(before)
+            if not all_same([*grads, *info.values()], [*eager_grads, *eager_info.values()]):
+                raise NotReplayable(f'a replay of {", ".join(self.names)} differed from the eager losses at '
+                                    f'replay {self.replays} (a loss reads a Python value that changed?)')
+            torch.set_rng_state(after)
+        return self.set_gradients(grads), info
 
 
 class TracedLosses:
@@ -147,26 +232,31 @@ class TracedLosses:
         self.agent, self.replays, self.failed = agent, {}, None
 
     def __call__(self, names, batch):
+        if not names:  # an update with no losses (DQN's train_pi)
+            return [], {}
         key = (names, layout(batch))
         replay = self.replays.get(key)
         if replay is None:
             with RECORDING:
-                rng = torch.get_rng_state()
+                before = torch.get_rng_state()
                 try:
                     replay = self.replays[key] = Replay(self.agent, names, batch)
                 except NotReplayable as error:
-                    torch.set_rng_state(rng)
-                    return self.give_up(str(error), names, batch)
-        result = replay(batch)
-        if result is None:
-            return self.give_up(f'a replay of {", ".join(names)} differed from the eager losses after '
-                                f'{replay.replays} updates (a loss reads a Python value that changed?)', names, batch)
-        return result
+                    update = getattr(error, 'update', None)
+                    if update is None:  # the recording stopped part way: the eager update from the start
+                        torch.set_rng_state(before)
+                    return self.give_up(str(error), names, batch, update)
+            return replay.first_update()
+        try:
+            return replay(batch)
+        except NotReplayable as error:
+            return self.give_up(str(error), names, batch)
 
-    def give_up(self, reason, names, batch):
-        """Eager updates from here on; the agent reports why once (its `notices`)."""
+    def give_up(self, reason, names, batch, update=None):
+        """Eager updates from here on (this one too, unless the recording already made it); the
+        agent reports why once (its `notices`)."""
         if self.failed is None:
             self.failed = reason
             self.agent.notices.append(f'warning: {reason}; the update runs eagerly from here '
-                                      '(--traced_update False skips the recording)')
-        return self.agent.eager_gradients(names, batch)
+                                      '(--traced_update False runs eagerly from the start)')
+        return update if update is not None else self.agent.eager_gradients(names, batch)
