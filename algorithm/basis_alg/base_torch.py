@@ -5,7 +5,9 @@ describes one training step as two lists of (loss, optimiser) pairs: `pi_losses`
 `q_losses`. `train` takes both, `train_pi` / `train_q` one each (TD3 splits them), and
 `apply_updates` turns a list into one simultaneous step (docs/algorithms.md section 5).
 On the CPU with two or more threads the critic's losses and backward pass run on a second
-thread beside the rest (`loss_branches`, `--parallel_losses`); the step is the same.
+thread beside the rest (`loss_branches`, `--parallel_losses`), and each branch's losses and
+backward pass are recorded once and replayed without autograd (`utils/torch_trace.py`,
+`--traced_update`); the step is the same.
 """
 import functools
 import warnings
