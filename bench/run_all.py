@@ -399,11 +399,12 @@ test/test_torch_trace.py):
   autograd graph, saved tensors or engine. The replay is those same operations in the same order,
   so it is the eager update bit for bit (checked when recorded, at the 1st, 10th and 100th replay
   and every 1000th; a loss that reads a tensor's value in Python or changes the agent's tensors
-  in place, or a replay that ever differs, runs eagerly with one log line). Three rewrites of the
+  in place, or a replay that differs at a check, runs eagerly with one log line). Three rewrites of the
   recorded list keep the arithmetic: autograd's detach/alias views dropped, ReLU in place where it
   alone reads a product, and every op called through torch's Python binding (~1 us less than
-  through its operator overload). A recording takes 0.05-0.7 s (DQN to image RRD-DQN) and
-  stands as that update; each recorded graph keeps ~2 MB. Alone
+  through its operator overload). The recording stands as that update and costs about as much
+  again (image RRD-DQN at its defaults: a first update of 4.4 s against 2.0 s eager); each
+  recorded graph keeps ~2 MB. Alone
   over the eager default (levers table: "default, eager" against "default"): x1.14 / x1.10 on
   SAC / RRD-SAC with 1 thread and x1.13 / x1.11 with 2 in a separate `bench/levers.py` run, and
   x1.18 / x1.17 in this one. It is what the hand-derived gradients below reach, without a second

@@ -5,6 +5,8 @@ the eager agent's exactly, for every agent, with one thread and with the critic'
 second thread. Where a replay cannot stand in for the losses (a loss reads a tensor's value in
 Python, or reads a Python value that changes), the agent says so once and runs eagerly.
 """
+import copy
+
 import numpy as np
 import pytest
 
@@ -181,20 +183,99 @@ def test_random_draws_inside_a_loss_are_the_eager_draws(threads):
     assert agents[0].traced_losses.failed is None
 
 
-def test_a_loss_changing_agent_state_in_place_runs_eagerly(threads):
-    """A running count kept in a buffer, updated by a loss: a replay would add to it again at
-    each recording and check, so such losses run eagerly, and the count is eager's."""
+WRITES = {  # a running count kept in a buffer, updated by a loss in different spellings
+    'add_': lambda seen, n: seen.add_(n),
+    'out=': lambda seen, n: torch.add(seen, n, out=seen),
+    'foreach': lambda seen, n: torch._foreach_add_([seen], n),
+    'a view': lambda seen, n: seen.view(1).add_(n),
+    'unbind': lambda seen, n: seen.view(1).unbind(0)[0].add_(n),
+}
+
+
+@pytest.mark.parametrize('write', list(WRITES))
+def test_a_loss_changing_agent_state_in_place_runs_eagerly(write, threads):
+    """A replay would add to the count again at each recording and check, so such losses run
+    eagerly (the recording stands as the first update), and the count is eager's."""
     agents = [make_agent('sac', '--threads', '1'), make_agent('sac', '--threads', '1', '--traced_update', 'False')]
     for agent in agents:
         agent.pi.register_buffer('seen', torch.zeros(()))
 
     def counted(agent, batch, updates):
-        agent.pi.seen.add_(batch['obs'].shape[0])
+        WRITES[write](agent.pi.seen, float(batch['obs'].shape[0]))
         return updates
     with_loss_changed(agents, 'pi_losses', counted)
     assert_same_training(*agents, 4, seed=13)
     assert float(agents[0].pi.seen) == 4 * 16
     assert len(agents[0].notices) == 1 and 'in place' in agents[0].notices[0]
+
+
+def test_in_place_work_on_new_tensors_is_replayed(threads):
+    """Writing into a tensor the loss made itself changes nothing of the agent's: replayed."""
+    agents = [make_agent('sac', '--threads', '1'), make_agent('sac', '--threads', '1', '--traced_update', 'False')]
+
+    def bonus(agent, batch, updates):
+        extra = batch['rews'] * 0
+        extra.add_(batch['rews']).clamp_(-10, 10)
+        return [(loss + 1e-3 * extra.mean(), opt) for loss, opt in updates]
+    with_loss_changed(agents, 'q_losses', bonus)
+    assert_same_training(*agents, 4, seed=14)
+    assert agents[0].traced_losses.failed is None
+
+
+def test_a_recording_that_stops_part_way_leaves_no_write_behind(threads):
+    """A loss that writes, then reads a value in Python: the recording stops at the read; what it
+    wrote is put back before the eager update runs the loss again."""
+    agents = [make_agent('sac', '--threads', '1'), make_agent('sac', '--threads', '1', '--traced_update', 'False')]
+    for agent in agents:
+        agent.pi.register_buffer('seen', torch.zeros(()))
+
+    def counted_then_read(agent, batch, updates):
+        agent.pi.seen.add_(1.0)
+        return [(loss * (2.0 if batch['rews'].mean().item() > 0 else 1.0), opt) for loss, opt in updates]
+    with_loss_changed(agents, 'pi_losses', counted_then_read)
+    assert_same_training(*agents, 3, seed=15)
+    assert float(agents[0].pi.seen) == 3
+
+
+def test_a_python_number_from_a_tensor_outside_the_graph_runs_eagerly(threads):
+    """float() of a tensor that is neither an agent module's tensor nor the batch: make_fx would
+    fold it into a constant, so the recording refuses it."""
+    agents = [make_agent('sac', '--threads', '1'), make_agent('sac', '--threads', '1', '--traced_update', 'False')]
+    for agent in agents:
+        agent.coef = torch.ones(())
+    with_loss_changed(agents, 'q_losses', lambda agent, batch, updates: [(loss * float(agent.coef), opt)
+                                                                        for loss, opt in updates])
+    for update in range(1, 5):
+        for agent in agents:
+            agent.coef.fill_(1.0 / update)
+        infos = [agent.train(make_batch(agent.args, update)) for agent in agents]
+        assert all(torch.equal(infos[0][key], infos[1][key]) for key in infos[1])
+    assert_same_agents(*agents)
+    assert "read a tensor's value in Python (.__float__())" in agents[0].notices[0]
+
+
+def test_indexing_with_tensors_is_replayed(threads):
+    """Advanced indexing (aten.index) replays through its operator: the Python binding of that
+    name is another function."""
+    agents = [make_agent('sac', '--threads', '1'), make_agent('sac', '--threads', '1', '--traced_update', 'False')]
+
+    def picked(agent, batch, updates):
+        rows = torch.arange(0, batch['rews'].shape[0], 2)
+        return [(loss + 1e-3 * batch['rews'][rows].mean(), opt) for loss, opt in updates]
+    with_loss_changed(agents, 'q_losses', picked)
+    assert_same_training(*agents, 3, seed=16)
+    assert agents[0].traced_losses.failed is None
+
+
+def test_a_traced_agent_copies_and_pickles(threads):
+    """Copies record afresh (a recorded graph holds the original's tensors) and train as eager does."""
+    import pickle
+    traced, eager = make_agent('sac', '--threads', '1'), make_agent('sac', '--threads', '1', '--traced_update', 'False')
+    assert_same_training(traced, eager, 2, seed=17)
+    copies = [pickle.loads(pickle.dumps(traced)), copy.deepcopy(traced)]
+    assert all(agent.traced_losses.replays == {} for agent in copies)
+    for agent in copies:
+        assert_same_training(agent, copy.deepcopy(eager), 2, seed=18)
 
 
 @pytest.mark.parametrize('read', ['numpy', 'tolist', 'item'])

@@ -5,18 +5,19 @@ On these small MLPs eager autograd spends about 15-20% of an update on bookkeepi
 arithmetic: building the graph, saving tensors, running the engine (bench/RESULTS.md). A replay
 runs the operations autograd ran, in the order it ran them, so its losses and gradients are the
 eager ones bit for bit: checked when a graph is recorded, at its 1st, 10th and 100th replay, and
-every `CHECK_EVERY` replays after that. Random draws inside a loss are replayed as draws.
+every `CHECK_EVERY` replays after that. The recording itself runs the losses on the real tensors
+and stands as that update. torch's random draws inside a loss are replayed as draws.
 
 What a recording fixes: whatever the loss functions decide in Python. A new batch layout (keys,
-shapes, strides, dtypes) records again; Python numbers (flags, constants) are read once. A loss
-that reads a value which changes during training must keep it in a tensor, as the agents here do
-with alpha; if a check finds a replay that differs from the eager losses, the agent says so and
-runs eagerly from then on (the replays before that check used the recorded value). Losses the
-recording can tell apart are never replayed: those that read a tensor's value in Python
-(`.item()`, `if tensor:`, `.tolist()`, `.numpy()`) or change a parameter, buffer or batch tensor
-in place (a running statistic). A replay calls no module's Python code: forward hooks fire only
-while an update is recorded (or eager), so an agent that is probed with hooks must run eagerly
-(`agent.traced_losses = None`).
+shapes, strides, dtypes) records again; Python numbers (flags, constants, numpy draws) are read
+once. A value that changes during training must live in a tensor of the agent's modules (a
+buffer, changed in place), as alpha does; if a check finds a replay that differs from the eager
+losses, the agent says so and runs eagerly from then on (the replays since the last check used
+the recorded value). Losses the recording can tell apart are never replayed: those that read a
+tensor's value in Python (`.item()`, `float()`, `if tensor:`, `.tolist()`, `.numpy()`) or write
+into a parameter, buffer or batch tensor (a running statistic; also through `out=` or a view).
+A replay calls no module's Python code: forward hooks fire only while an update is recorded (or
+eager), so an agent that is probed with hooks must run eagerly (`agent.traced_losses = None`).
 """
 import contextlib
 import operator
@@ -27,7 +28,8 @@ from torch.fx.experimental.proxy_tensor import make_fx
 
 CHECK_EVERY = 1000  # replays between comparisons with the eager losses (one eager pass each: ~0.1%)
 EARLY_CHECKS = (1, 10, 100)  # and these replays: a frozen value shows on the first batches that differ
-HOST_READS = ('item', 'tolist', 'numpy', '__array__')  # Tensor methods that hand values to Python
+HOST_READS = ('item', 'tolist', 'numpy', '__array__', '__float__', '__int__', '__index__',
+              '__bool__')  # Tensor methods that hand values to Python
 RECORDING = threading.Lock()  # one recording at a time (parallel branches record on two threads)
 FRESH_OUTPUTS = {torch.ops.aten.addmm.default, torch.ops.aten.mm.default, torch.ops.aten.add.Tensor,
                  torch.ops.aten.convolution.default}  # ops whose output is a new tensor, never a view
@@ -79,21 +81,32 @@ def host_reads_refused():
 
 def changes_inputs(graph):
     """Whether an operation writes into an input (a parameter, a buffer, a batch tensor) or a view
-    of one: a replay would apply the change again each time it is recorded or checked."""
+    of one: a replay would apply the change again each time it is recorded or checked. Arguments
+    are matched by the schema (positional, keyword such as out=, and tensor lists)."""
     aliases = {node for node in graph.nodes if node.op == 'placeholder'}
+
+    def touches(value):
+        values = value if isinstance(value, (list, tuple)) else (value,)
+        return any(isinstance(item, torch.fx.Node) and item in aliases for item in values)
     for node in graph.nodes:
-        if node.target is operator.getitem and node.args[0] in aliases:  # one of split's views
+        if node.target is operator.getitem and node.args[0] in aliases:  # one of a list of views
             aliases.add(node)
         if node.op != 'call_function' or not isinstance(node.target, torch._ops.OpOverload):
             continue
         schema = node.target._schema
-        if any(argument.alias_info is not None and argument.alias_info.is_write and
-               isinstance(value, torch.fx.Node) and value in aliases
-               for argument, value in zip(schema.arguments, node.args)):
+        bound = [(argument, node.args[index] if index < len(node.args) else node.kwargs.get(argument.name))
+                 for index, argument in enumerate(schema.arguments)]
+        if any(argument.alias_info is not None and argument.alias_info.is_write and touches(value)
+               for argument, value in bound):
             return True
-        if schema.returns and schema.returns[0].alias_info is not None and \
-                any(isinstance(value, torch.fx.Node) and value in aliases for value in node.args):
-            aliases.add(node)  # a view of an input
+        returned = schema.returns[0].alias_info if schema.returns else None
+        # a view of an input, an input written and returned, or a list of views (unbind, split:
+        # their schema puts the alias on the list's elements, so the list's own set is empty)
+        if returned is not None and any(argument.alias_info is not None and touches(value) and
+                                        (argument.alias_info.before_set & returned.before_set or
+                                         not returned.before_set)
+                                        for argument, value in bound):
+            aliases.add(node)
     return False
 
 
@@ -113,13 +126,17 @@ class Replay:
             optimizers, grads, info = self.eager(dict(zip(self.keys, inputs[len(self.state):])))
             eager.update(optimizers=optimizers, grads=grads, info=info)
             return (*grads, *info.values())
-        label = ', '.join(names)
+        label, inputs = ', '.join(names), [*self.state, *self.inputs(batch)]
+        with torch.no_grad():  # a recording that stops part way leaves what it wrote: put back
+            saved = [tensor.clone() for tensor in inputs]
         try:
             with host_reads_refused():
-                self.graph = make_fx(losses_and_gradients)(*self.state, *self.inputs(batch))
-        except NotReplayable as error:
-            raise NotReplayable(f'{label} {error}') from None
-        except RuntimeError as error:  # the eager update that follows shows a loss's own errors
+                self.graph = make_fx(losses_and_gradients)(*inputs)
+        except (NotReplayable, RuntimeError) as error:  # the eager update that follows shows a loss's own errors
+            with torch.no_grad():
+                torch._foreach_copy_(inputs, saved)
+            if isinstance(error, NotReplayable):
+                raise NotReplayable(f'{label} {error}') from None
             if '_local_scalar_dense' not in str(error):
                 raise NotReplayable(f'{label} could not be recorded ({str(error).splitlines()[0]})') from None
             raise NotReplayable(f'{label} read a tensor\'s value in Python (.item() or a branch on a tensor)') from None
@@ -177,13 +194,14 @@ class Replay:
             if node.op == 'call_function' and isinstance(node.target, torch._ops.OpOverload):
                 name = node.target._schema.name.split('::')[1]
                 node.target = getattr(torch._C._VariableFunctions, name, None) or \
-                    getattr(torch.Tensor, name, None) or node.target
+                    getattr(torch._C.TensorBase, name, None) or node.target
         graph._codegen = torch.fx.graph.CodeGen()  # positional inputs, a tuple out: no pytree work per call
         self.graph.recompile()
+        self.run = self.graph.forward  # the generated function alone (a GraphModule call prints a failure's trace)
 
     @torch.no_grad()
     def replay(self, batch):
-        outputs = self.graph(*self.state, *self.inputs(batch))
+        outputs = self.run(*self.state, *self.inputs(batch))
         return outputs[:len(self.params)], dict(zip(self.info_keys, outputs[len(self.params):]))
 
     def set_gradients(self, grads):
@@ -230,6 +248,11 @@ class TracedLosses:
 
     def __init__(self, agent):
         self.agent, self.replays, self.failed = agent, {}, None
+
+    def __getstate__(self):
+        """A copy (deepcopy, pickle) records afresh: the graphs hold the original's tensors and
+        cannot be pickled."""
+        return {**self.__dict__, 'replays': {}}
 
     def __call__(self, names, batch):
         if not names:  # an update with no losses (DQN's train_pi)
