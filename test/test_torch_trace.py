@@ -192,20 +192,25 @@ WRITES = {  # a running count kept in a buffer, updated by a loss in different s
 }
 
 
+@pytest.mark.parametrize('holder', ['buffer', 'attribute'])
 @pytest.mark.parametrize('write', list(WRITES))
-def test_a_loss_changing_agent_state_in_place_runs_eagerly(write, threads):
+def test_a_loss_changing_agent_state_in_place_runs_eagerly(write, holder, threads):
     """A replay would add to the count again at each recording and check, so such losses run
-    eagerly (the recording stands as the first update), and the count is eager's."""
+    eagerly (the recording stands as the first update), and the count is eager's: a module's
+    buffer (a graph input) or a plain tensor attribute (a tensor the graph holds)."""
     agents = [make_agent('sac', '--threads', '1'), make_agent('sac', '--threads', '1', '--traced_update', 'False')]
     for agent in agents:
-        agent.pi.register_buffer('seen', torch.zeros(()))
+        if holder == 'buffer':
+            agent.pi.register_buffer('seen', torch.zeros(()))
+        else:
+            agent.seen = torch.zeros(())
 
     def counted(agent, batch, updates):
-        WRITES[write](agent.pi.seen, float(batch['obs'].shape[0]))
+        WRITES[write](agent.pi.seen if holder == 'buffer' else agent.seen, float(batch['obs'].shape[0]))
         return updates
     with_loss_changed(agents, 'pi_losses', counted)
     assert_same_training(*agents, 4, seed=13)
-    assert float(agents[0].pi.seen) == 4 * 16
+    assert float(agents[0].pi.seen if holder == 'buffer' else agents[0].seen) == 4 * 16
     assert len(agents[0].notices) == 1 and 'in place' in agents[0].notices[0]
 
 

@@ -80,10 +80,12 @@ def host_reads_refused():
 
 
 def changes_inputs(graph):
-    """Whether an operation writes into an input (a parameter, a buffer, a batch tensor) or a view
-    of one: a replay would apply the change again each time it is recorded or checked. Arguments
+    """Whether an operation writes into an input (a parameter, a buffer, a batch tensor), a tensor
+    the graph holds, or a view of one: a replay would apply the change again each time it is
+    recorded or checked. Arguments
     are matched by the schema (positional, keyword such as out=, and tensor lists)."""
-    aliases = {node for node in graph.nodes if node.op == 'placeholder'}
+    aliases = {node for node in graph.nodes if node.op in ('placeholder', 'get_attr')}  # get_attr: a tensor
+    # the losses read that is not an input (a plain attribute), held by the graph as it is
 
     def touches(value):
         values = value if isinstance(value, (list, tuple)) else (value,)
