@@ -16,6 +16,11 @@ from test_torch_speedups import CONFIGS, learner_updates, make_agent, make_batch
 from utils import torch_trace  # noqa: E402
 
 
+def traced_and_eager(name, threads='1'):
+    """The agent `name` traced (with `threads`) and eager (one thread), from the same weights."""
+    return [make_agent(name, '--threads', threads), make_agent(name, '--threads', '1', '--traced_update', 'False')]
+
+
 def assert_same_agents(traced, eager):
     want, got = state_tensors(eager), state_tensors(traced)
     assert want.keys() == got.keys()
@@ -44,7 +49,7 @@ def threads():
 @pytest.mark.parametrize('fed_noise', [True, False], ids=['fed-noise', 'own-noise'])
 @pytest.mark.parametrize('name', list(CONFIGS))
 def test_traced_update_equals_eager_update(name, fed_noise, threads):
-    traced, eager = make_agent(name, '--threads', '1'), make_agent(name, '--threads', '1', '--traced_update', 'False')
+    traced, eager = traced_and_eager(name)
     assert traced.traced_losses is not None and eager.traced_losses is None
     assert_same_training(traced, eager, 5, seed=3, fed_noise=fed_noise)
     assert traced.notices == [] and traced.traced_losses.failed is None
@@ -56,7 +61,7 @@ def test_traced_update_equals_eager_update(name, fed_noise, threads):
 @pytest.mark.parametrize('name', ['ddpg', 'sac', 'rrd-sac'])
 def test_traced_branches_on_two_threads_equal_eager(name, threads):
     """Each branch is recorded and replayed on its own thread."""
-    traced, eager = make_agent(name, '--threads', '2'), make_agent(name, '--threads', '1', '--traced_update', 'False')
+    traced, eager = traced_and_eager(name, threads='2')
     assert traced.branch_threads == 1
     assert_same_training(traced, eager, 4, seed=5, fed_noise=False)
     assert {names for names, _ in traced.traced_losses.replays} == set(traced.loss_branches('train'))
@@ -92,7 +97,7 @@ def test_image_agents_traced_equal_eager(alg, threads):
 
 
 def test_new_batch_layout_records_again(threads):
-    traced, eager = make_agent('sac', '--threads', '1'), make_agent('sac', '--threads', '1', '--traced_update', 'False')
+    traced, eager = traced_and_eager('sac')
     for agent in (traced, eager):
         for size in (16, 8, 16):
             agent.train(make_batch(agent.args, size, b=size))
@@ -106,7 +111,7 @@ def test_replay_reads_the_parameters_a_checkpoint_loads(tmp_path, threads):
     source = make_agent('rrd-sac', '--threads', '1', seed=1)
     learner_updates(source, 3)
     source.save_model(str(tmp_path / 'agent.pt'))
-    traced, eager = make_agent('rrd-sac', '--threads', '1'), make_agent('rrd-sac', '--threads', '1', '--traced_update', 'False')
+    traced, eager = traced_and_eager('rrd-sac')
     learner_updates(traced, 1)
     for agent in (traced, eager):
         agent.load_model(str(tmp_path / 'agent.pt'))
@@ -117,7 +122,7 @@ def test_replay_reads_the_parameters_a_checkpoint_loads(tmp_path, threads):
 
 def test_a_loss_reading_a_tensor_value_runs_eagerly(threads):  # float(tensor): .item()
     """`.item()` in a loss is a Python value the recording would freeze: never replayed."""
-    agents = [make_agent('ddpg', '--threads', '1'), make_agent('ddpg', '--threads', '1', '--traced_update', 'False')]
+    agents = traced_and_eager('ddpg')
     for agent in agents:
         q_losses = agent.loss_functions['q_losses']
 
@@ -151,7 +156,7 @@ def test_a_changing_python_value_is_caught_and_the_update_runs_eagerly(change_at
     (at the 1st replay, update 2; and, with CHECK_EVERY 3, at the 3rd, update 4) finds the
     difference on the update where it changed, and from that update on the agent runs eagerly."""
     monkeypatch.setattr(torch_trace, 'CHECK_EVERY', 3)
-    agents = [make_agent('sac', '--threads', '1'), make_agent('sac', '--threads', '1', '--traced_update', 'False')]
+    agents = traced_and_eager('sac')
     with_loss_changed(agents, 'pi_losses', lambda agent, batch, updates: [(loss * agent.coef, opt) for loss, opt in updates])
     traced, eager = agents
     for update in range(1, 7):
@@ -168,7 +173,7 @@ def test_a_changing_python_value_is_caught_and_the_update_runs_eagerly(change_at
 def test_random_draws_inside_a_loss_are_the_eager_draws(threads):
     """A loss that draws its own noise (not through `loss_noise`): the replay draws it too, from
     the same stream as the eager update, and leaves the stream where eager leaves it."""
-    agents = [make_agent('sac', '--threads', '1'), make_agent('sac', '--threads', '1', '--traced_update', 'False')]
+    agents = traced_and_eager('sac')
     for agent in agents:
         agent.loss_noise = {}
     with_loss_changed(agents, 'q_losses',
@@ -198,7 +203,7 @@ def test_a_loss_changing_agent_state_in_place_runs_eagerly(write, holder, thread
     """A replay would add to the count again at each recording and check, so such losses run
     eagerly (the recording stands as the first update), and the count is eager's: a module's
     buffer (a graph input) or a plain tensor attribute (a tensor the graph holds)."""
-    agents = [make_agent('sac', '--threads', '1'), make_agent('sac', '--threads', '1', '--traced_update', 'False')]
+    agents = traced_and_eager('sac')
     for agent in agents:
         if holder == 'buffer':
             agent.pi.register_buffer('seen', torch.zeros(()))
@@ -216,7 +221,7 @@ def test_a_loss_changing_agent_state_in_place_runs_eagerly(write, holder, thread
 
 def test_in_place_work_on_new_tensors_is_replayed(threads):
     """Writing into a tensor the loss made itself changes nothing of the agent's: replayed."""
-    agents = [make_agent('sac', '--threads', '1'), make_agent('sac', '--threads', '1', '--traced_update', 'False')]
+    agents = traced_and_eager('sac')
 
     def bonus(agent, batch, updates):
         extra = batch['rews'] * 0
@@ -230,7 +235,7 @@ def test_in_place_work_on_new_tensors_is_replayed(threads):
 def test_a_recording_that_stops_part_way_leaves_no_write_behind(threads):
     """A loss that writes, then reads a value in Python: the recording stops at the read; what it
     wrote is put back before the eager update runs the loss again."""
-    agents = [make_agent('sac', '--threads', '1'), make_agent('sac', '--threads', '1', '--traced_update', 'False')]
+    agents = traced_and_eager('sac')
     for agent in agents:
         agent.pi.register_buffer('seen', torch.zeros(()))
 
@@ -245,7 +250,7 @@ def test_a_recording_that_stops_part_way_leaves_no_write_behind(threads):
 def test_a_python_number_from_a_tensor_outside_the_graph_runs_eagerly(threads):
     """float() of a tensor that is neither an agent module's tensor nor the batch: make_fx would
     fold it into a constant, so the recording refuses it."""
-    agents = [make_agent('sac', '--threads', '1'), make_agent('sac', '--threads', '1', '--traced_update', 'False')]
+    agents = traced_and_eager('sac')
     for agent in agents:
         agent.coef = torch.ones(())
     with_loss_changed(agents, 'q_losses', lambda agent, batch, updates: [(loss * float(agent.coef), opt)
@@ -262,7 +267,7 @@ def test_a_python_number_from_a_tensor_outside_the_graph_runs_eagerly(threads):
 def test_indexing_with_tensors_is_replayed(threads):
     """Advanced indexing (aten.index) replays through its operator: the Python binding of that
     name is another function."""
-    agents = [make_agent('sac', '--threads', '1'), make_agent('sac', '--threads', '1', '--traced_update', 'False')]
+    agents = traced_and_eager('sac')
 
     def picked(agent, batch, updates):
         rows = torch.arange(0, batch['rews'].shape[0], 2)
@@ -275,7 +280,7 @@ def test_indexing_with_tensors_is_replayed(threads):
 def test_a_traced_agent_copies_and_pickles(threads):
     """Copies record afresh (a recorded graph holds the original's tensors) and train as eager does."""
     import pickle
-    traced, eager = make_agent('sac', '--threads', '1'), make_agent('sac', '--threads', '1', '--traced_update', 'False')
+    traced, eager = traced_and_eager('sac')
     assert_same_training(traced, eager, 2, seed=17)
     copies = [pickle.loads(pickle.dumps(traced)), copy.deepcopy(traced)]
     assert all(agent.traced_losses.replays == {} for agent in copies)
@@ -285,7 +290,7 @@ def test_a_traced_agent_copies_and_pickles(threads):
 
 @pytest.mark.parametrize('read', ['numpy', 'tolist', 'item'])
 def test_a_loss_reading_values_through_any_host_method_runs_eagerly(read, threads):
-    agents = [make_agent('ddpg', '--threads', '1'), make_agent('ddpg', '--threads', '1', '--traced_update', 'False')]
+    agents = traced_and_eager('ddpg')
 
     def scaled(agent, batch, updates):
         value = np.asarray(getattr(batch['rews'].mean(), read)())
@@ -297,7 +302,7 @@ def test_a_loss_reading_values_through_any_host_method_runs_eagerly(read, thread
 
 def test_a_batch_laid_out_differently_records_again(threads):
     """Same shapes, other strides: the recorded views may not fit it, so it is a new layout."""
-    agents = [make_agent('rrd-sac', '--threads', '1'), make_agent('rrd-sac', '--threads', '1', '--traced_update', 'False')]
+    agents = traced_and_eager('rrd-sac')
     for update in range(1, 4):
         batch = {key: torch.as_tensor(value) for key, value in make_batch(agents[0].args, update).items()}
         if update > 1:  # the same values, stored episode-major transposed

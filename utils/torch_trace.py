@@ -40,6 +40,10 @@ class NotReplayable(Exception):
     pass
 
 
+def parameters(optimizers):
+    return [param for optimizer in optimizers for group in optimizer.param_groups for param in group['params']]
+
+
 def layout(batch):
     return tuple((key, value.shape, value.stride(), value.dtype) for key, value in sorted(batch.items()))
 
@@ -82,8 +86,8 @@ def host_reads_refused():
 def changes_inputs(graph):
     """Whether an operation writes into an input (a parameter, a buffer, a batch tensor), a tensor
     the graph holds, or a view of one: a replay would apply the change again each time it is
-    recorded or checked. Arguments
-    are matched by the schema (positional, keyword such as out=, and tensor lists)."""
+    recorded or checked. Arguments are matched by the schema (positional, keyword such as out=,
+    and tensor lists)."""
     aliases = {node for node in graph.nodes if node.op in ('placeholder', 'get_attr')}  # get_attr: a tensor
     # the losses read that is not an input (a plain attribute), held by the graph as it is
 
@@ -118,7 +122,7 @@ class Replay:
     `recorded`, with the random state as that eager update leaves it."""
 
     def __init__(self, agent, names, batch):
-        self.agent, self.names, self.keys = agent, names, sorted(batch)
+        self.agent, self.names, self.keys, self.label = agent, names, sorted(batch), ', '.join(names)
         modules = {id(m): m for m in agent.checkpoint_state().values() if isinstance(m, torch.nn.Module)}
         tensors = {id(t): t for m in modules.values() for t in (*m.parameters(), *m.buffers())}
         self.state = list(tensors.values())  # every tensor the losses may read: inputs, not constants
@@ -128,8 +132,8 @@ class Replay:
             optimizers, grads, info = self.eager(dict(zip(self.keys, inputs[len(self.state):])))
             eager.update(optimizers=optimizers, grads=grads, info=info)
             return (*grads, *info.values())
-        label, inputs = ', '.join(names), [*self.state, *self.inputs(batch)]
-        with torch.no_grad():  # a recording that stops part way leaves what it wrote: put back
+        label, inputs = self.label, [*self.state, *self.inputs(batch)]
+        with torch.no_grad():  # a recording that stops part way leaves what it wrote and drew: put back
             saved = [tensor.clone() for tensor in inputs]
         try:
             with host_reads_refused():
@@ -137,14 +141,14 @@ class Replay:
         except (NotReplayable, RuntimeError) as error:  # the eager update that follows shows a loss's own errors
             with torch.no_grad():
                 torch._foreach_copy_(inputs, saved)
+            torch.set_rng_state(before)
             if isinstance(error, NotReplayable):
                 raise NotReplayable(f'{label} {error}') from None
             if '_local_scalar_dense' not in str(error):
                 raise NotReplayable(f'{label} could not be recorded ({str(error).splitlines()[0]})') from None
             raise NotReplayable(f'{label} read a tensor\'s value in Python (.item() or a branch on a tensor)') from None
         self.optimizers, self.info_keys = eager['optimizers'], list(eager['info'])
-        self.params = [param for optimizer in self.optimizers for group in optimizer.param_groups
-                       for param in group['params']]
+        self.params = parameters(self.optimizers)
         self.recorded, self.after = (list(eager['grads']), eager['info']), torch.get_rng_state()
         self.relayout = [grad is not None and grad.stride() != param.stride()
                          for grad, param in zip(self.recorded[0], self.params)]
@@ -173,7 +177,7 @@ class Replay:
         """(optimisers, gradients, info): the losses' gradients by autograd, without touching .grad."""
         updates, info = self.agent.run_losses(self.names, batch)
         optimizers = [optimizer for _, optimizer in updates]
-        params = [param for optimizer in optimizers for group in optimizer.param_groups for param in group['params']]
+        params = parameters(optimizers)
         grads = torch.autograd.grad([loss for loss, _ in updates], params, allow_unused=True) if params else ()
         return optimizers, grads, info
 
@@ -231,14 +235,14 @@ class Replay:
             grads, info = self.replay(batch)
         except Exception as error:
             torch.set_rng_state(before)
-            raise NotReplayable(f'a replay of {", ".join(self.names)} failed ({str(error).splitlines()[0]})') from None
+            raise NotReplayable(f'a replay of {self.label} failed ({str(error).splitlines()[0]})') from None
         if self.replays in EARLY_CHECKS or self.replays % CHECK_EVERY == 0:
             after = torch.get_rng_state()
             torch.set_rng_state(before)
             _, eager_grads, eager_info = self.eager(batch)
-            torch.set_rng_state(before)
             if not all_same([*grads, *info.values()], [*eager_grads, *eager_info.values()]):
-                raise NotReplayable(f'a replay of {", ".join(self.names)} differed from the eager losses at '
+                torch.set_rng_state(before)
+                raise NotReplayable(f'a replay of {self.label} differed from the eager losses at '
                                     f'replay {self.replays} (a loss reads a Python value that changed?)')
             torch.set_rng_state(after)
         return self.set_gradients(grads), info
@@ -263,14 +267,10 @@ class TracedLosses:
         replay = self.replays.get(key)
         if replay is None:
             with RECORDING:
-                before = torch.get_rng_state()
                 try:
                     replay = self.replays[key] = Replay(self.agent, names, batch)
-                except NotReplayable as error:
-                    update = getattr(error, 'update', None)
-                    if update is None:  # the recording stopped part way: the eager update from the start
-                        torch.set_rng_state(before)
-                    return self.give_up(str(error), names, batch, update)
+                except NotReplayable as error:  # with the recorded update, unless it stopped part way
+                    return self.give_up(str(error), names, batch, getattr(error, 'update', None))
             return replay.first_update()
         try:
             return replay(batch)
